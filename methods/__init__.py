@@ -1,1 +1,19 @@
-"""methods: one file per PEFT method, one contract (DESIGN.md §3). Filled in by issue [C]."""
+"""methods: one file per PEFT method, one contract (DESIGN.md §3).
+
+    from methods import get_peft_model, BitFitConfig
+    model = get_peft_model(base, BitFitConfig(task_type="SEQ_CLS"))
+
+Importing the package registers every method in `METHODS` (name -> config class).
+"""
+
+from .baselines import FullFineTuningConfig, LinearProbeConfig
+from .bitfit import BitFitConfig
+from .config import PeftConfig, TaskType
+from .peft_model import PeftModel, expected_trainable_parameters, get_peft_model
+from .registry import METHODS, get_method, register
+
+__all__ = [
+    "PeftConfig", "TaskType", "PeftModel", "get_peft_model", "expected_trainable_parameters",
+    "METHODS", "get_method", "register",
+    "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig",
+]

@@ -29,6 +29,9 @@ class GPTModel(nn.Module):
         super().__init__()
         if not config.norm_first:
             raise ValueError("GPTModel is pre-LN: TransformerConfig.norm_first must be True, got False")
+        if config.type_vocab_size:
+            raise ValueError(f"GPTModel has no segment embeddings: TransformerConfig.type_vocab_size must be 0, "
+                             f"got {config.type_vocab_size}")
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))

@@ -12,7 +12,7 @@ def cfg(**kw):
 
 
 def gpt_cfg(**kw):
-    return cfg(norm_first=True, activation="gelu_tanh", layer_norm_eps=1e-5, **kw)
+    return cfg(norm_first=True, type_vocab_size=0, activation="gelu_tanh", layer_norm_eps=1e-5, **kw)
 
 
 def ids(B=2, T=7, V=100, seed=0):

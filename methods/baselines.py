@@ -1,0 +1,68 @@
+"""The two baselines every PEFT method is compared with, as methods of the same API.
+
+- Full fine-tuning: every parameter trains. The upper bar (in accuracy and in cost).
+- Linear probe: the base stays frozen and only the classification head trains. The lower bar: what the
+  frozen base already "knows" linearly (DESIGN §2: a base is only as good as its frozen-probe accuracy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from minitransformer import TransformerConfig
+
+from .config import PeftConfig, TaskType
+from .counting import base_params
+from .registry import register
+
+
+@register("full")
+@dataclass
+class FullFineTuningConfig(PeftConfig):
+    """Train everything. Trainable = all = the base's parameter count (109,483,778 on BERT-base + 2 labels).
+
+    lr 1e-4: full fine-tuning of a 4-layer mini BERT; the BitFit paper used 1e-5 for BERT-large."""
+
+    default_lr: ClassVar[float] = 1e-4
+    can_merge: ClassVar[bool] = True  # nothing to merge: the weights themselves changed
+    wraps_head: ClassVar[bool] = False
+
+    def is_trainable(self, name: str) -> bool:
+        return True
+
+    def merge(self, model) -> None:
+        """Nothing to fold in: training changed the base weights themselves."""
+
+    def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
+                                      num_labels: int | None = None) -> int:
+        return base_params(model_config, family, num_labels)
+
+
+@register("linear_probe")
+@dataclass
+class LinearProbeConfig(PeftConfig):
+    """Train the classification head only (D·C + C parameters on BERT). SEQ_CLS only.
+
+    lr 5e-3: a linear layer on frozen features tolerates a large step."""
+
+    default_lr: ClassVar[float] = 5e-3
+    can_merge: ClassVar[bool] = True  # merging = unwrapping the trained head
+    task_types: ClassVar[tuple[str, ...]] = (TaskType.SEQ_CLS,)
+    invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
+        ({"task_type": "CAUSAL_LM"}, "task_type"), ({"modules_to_save": []}, "modules_to_save")]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.task_type != TaskType.SEQ_CLS:
+            raise ValueError(f"LinearProbeConfig.task_type must be 'SEQ_CLS' (a probe trains a classification "
+                             f"head), got {self.task_type!r}")
+        if self.modules_to_save == []:
+            raise ValueError("LinearProbeConfig.modules_to_save=[] would train nothing; leave it None (the head)")
+
+    def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
+                                      num_labels: int | None = None) -> int:
+        return 0  # the head alone, added by the caller
+
+    def merge(self, model) -> None:
+        """Nothing to fold in: the PeftModel unwraps the trained head."""

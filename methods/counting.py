@@ -1,0 +1,34 @@
+"""Closed-form parameter counts of the base models, shared by the methods' formulas and the tests.
+
+Legend: V vocab, P positions, S segment types, D width, L layers, F FFN width, C labels.
+"""
+
+from __future__ import annotations
+
+from minitransformer import TransformerConfig
+
+
+def block_params(c: TransformerConfig, cross: bool = False) -> int:
+    """One block: q, k, v, o (D² + D each), two LayerNorms (2D each), fc1 (DF + F), fc2 (FD + D)."""
+    attn = 4 * (c.d_model**2 + c.d_model) + 2 * c.d_model
+    ffn = (c.d_model * c.d_ff + c.d_ff) + (c.d_ff * c.d_model + c.d_model) + 2 * c.d_model
+    return attn * (2 if cross else 1) + ffn
+
+
+def head_params(c: TransformerConfig, family: str, num_labels: int) -> int:
+    """The classification head: BERT D·C + C (with bias), GPT D·C (no bias, as GPT-2's `score`)."""
+    return c.d_model * num_labels + (num_labels if family == "bert" else 0)
+
+
+def base_params(c: TransformerConfig, family: str, num_labels: int | None = None) -> int:
+    """All parameters of a base model; `num_labels` adds the classification head."""
+    V, P, S, D, L = c.vocab_size, c.max_positions, c.type_vocab_size, c.d_model, c.n_layers
+    if family == "bert":  # embeddings + LN, blocks, pooler
+        total = V * D + P * D + S * D + 2 * D + L * block_params(c) + (D * D + D)
+    elif family == "gpt":  # embeddings, blocks, final LN; the LM head is tied (counted once)
+        total = V * D + P * D + L * block_params(c) + 2 * D
+    elif family == "seq2seq":  # shared embeddings + LN, encoder blocks, decoder blocks with cross-attention
+        total = V * D + P * D + S * D + 2 * D + L * block_params(c) + c.n_decoder_layers * block_params(c, True)
+    else:
+        raise ValueError(f"family must be 'bert', 'gpt' or 'seq2seq', got {family!r}")
+    return total + (head_params(c, family, num_labels) if num_labels else 0)

@@ -1,0 +1,109 @@
+"""Finding modules by name, and the visible module surgery every weight-side method uses.
+
+`target_modules`, as in Hugging Face `peft`:
+- a list of names, each matched as a suffix of the full module name on a dot boundary
+  (`"q"` matches `bert.layers.3.attn.q`; `"attn.q"` too; `"layers.3.attn.q"` only that layer);
+- or one string, a regular expression that must match the full module name (`r".*layers\\.[01]\\.attn\\.(q|v)"`).
+A name that matches nothing raises `ValueError` listing the module names that exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+from torch import nn
+
+from minitransformer import (
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertModel,
+    GPTForSequenceClassification,
+    GPTModel,
+    Transformer,
+)
+
+
+def model_family(model: nn.Module) -> str:
+    """"bert", "gpt" or "seq2seq": which closed-form parameter formulas apply."""
+    if isinstance(model, (BertModel, BertForSequenceClassification, BertForMaskedLM)):
+        return "bert"
+    if isinstance(model, (GPTModel, GPTForSequenceClassification)):
+        return "gpt"
+    if isinstance(model, Transformer):
+        return "seq2seq"
+    raise ValueError(f"unsupported base model {type(model).__name__}; expected one of the minitransformer models")
+
+
+def _pattern(name: str) -> str:
+    return re.sub(r"\.\d+\.", ".*.", name)  # bert.layers.3.attn.q -> bert.layers.*.attn.q
+
+
+def existing_names(model: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[str]:
+    """Distinct module names of the given kinds, with layer indices shown as `*` (for error messages)."""
+    return sorted({_pattern(n) for n, m in model.named_modules() if isinstance(m, kinds)})
+
+
+def matches(name: str, target: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def find_targets(model: nn.Module, target_modules: list[str] | str, kinds: tuple[type, ...] = (nn.Linear,),
+                 field: str = "target_modules") -> list[str]:
+    """Full names of the modules of `kinds` selected by `target_modules` (in model order)."""
+    candidates = [n for n, m in model.named_modules() if isinstance(m, kinds)]
+    kind_names = "/".join(k.__name__ for k in kinds)
+    if isinstance(target_modules, str):
+        found = [n for n in candidates if re.fullmatch(target_modules, n)]
+        if not found:
+            raise ValueError(f"{field}={target_modules!r} (a regular expression) matches no {kind_names} module; "
+                             f"the {kind_names} modules are: {existing_names(model, kinds)}")
+        return found
+    unknown = [t for t in target_modules if not any(matches(n, t) for n in candidates)]
+    if unknown:
+        raise ValueError(f"{field} names {unknown} match no {kind_names} module; "
+                         f"the {kind_names} modules are: {existing_names(model, kinds)}")
+    return [n for n in candidates if any(matches(n, t) for t in target_modules)]
+
+
+def get_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """(parent module, attribute name) of the module called `name`."""
+    parent_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), attr
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Module surgery, visible in `print(model)`: `setattr` on the parent."""
+    parent, attr = get_parent(model, name)
+    setattr(parent, attr, new)
+
+
+class ModulesToSave(nn.Module):
+    """A module trained in full: a frozen `original_module` and a trainable copy `modules_to_save`.
+
+    As in `peft` (its `ModulesToSaveWrapper`): `disable_adapter()` switches back to the original, and
+    "all params" counts the head twice, which is why `peft` prints 109,780,228 for LoRA on BERT-base.
+    """
+
+    def __init__(self, original: nn.Module) -> None:
+        super().__init__()
+        self.original_module = original
+        self.modules_to_save = copy.deepcopy(original)
+        self.original_module.requires_grad_(False)
+        self.modules_to_save.requires_grad_(True)
+        self.adapter_enabled = True  # PeftModel.disable_adapter() switches every `adapter_enabled` off
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return (self.modules_to_save if self.adapter_enabled else self.original_module)(*args, **kwargs)
+
+
+def wrap_modules_to_save(model: nn.Module, names: list[str]) -> list[str]:
+    """Wrap every module whose name matches one of `names`; return the wrapped full names."""
+    if not names:
+        return []
+    wrapped = find_targets(model, names, kinds=(nn.Module,), field="modules_to_save")
+    wrapped = [n for n in wrapped if not any(n.startswith(w + ".") for w in wrapped)]  # outermost only
+    for n in wrapped:
+        replace_module(model, n, ModulesToSave(model.get_submodule(n)))
+    return wrapped
