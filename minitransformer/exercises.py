@@ -1,0 +1,151 @@
+"""Exercise checkers for the notebooks: a stub, then a check cell.
+
+    def exercise_1(x):
+        raise NotImplementedError("Exercise 1")     # the student replaces this line
+
+    check(1, lambda: exercise_1(x), expected=x.T)                 # compare one answer
+    check_fn(2, exercise_2, reference_2, cases=[(x,), (y,)])      # compare a function on several inputs
+
+What a checker does:
+- a stub (`NotImplementedError`) prints `Exercise 1: not attempted yet` and returns None, so a notebook with
+  untouched stubs still runs top to bottom (CI runs them that way);
+- a right answer prints `Exercise 1: correct` and returns True;
+- a wrong answer prints `Exercise 1: not yet — expected <...>, got <...>` and returns False; it never raises;
+- any other exception from the student's code is *not* swallowed: it propagates unchanged, after a line
+  saying which exercise raised it, and with a note added to the traceback. A crash is a bug to read.
+
+Comparison (`mismatch`): numbers with `math.isclose(atol, rtol)`; tensors (and numpy arrays) shape first,
+then values with `torch.allclose`; tuples/lists/dicts recursively (the message gives the path, e.g.
+`[1]['q']`); strings, bools and everything else with `==`. Per-notebook checkers build on these two.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import reprlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 60, 60, 6, 6
+
+
+def _is_number(x: Any) -> bool:
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, (int, float)) or (type(x).__module__ == "numpy" and getattr(x, "ndim", 1) == 0)
+
+
+def _as_tensor(x: Any) -> torch.Tensor | None:
+    if isinstance(x, torch.Tensor):
+        return x
+    if type(x).__module__ == "numpy" and hasattr(x, "shape"):
+        return torch.as_tensor(x)
+    return None
+
+
+def short(x: Any) -> str:
+    """A one-line repr: tensors as shape and their first few values."""
+    t = _as_tensor(x)
+    if t is not None and not _is_number(x):
+        flat = t.detach().flatten()[:6].tolist()
+        vals = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in flat)
+        more = ", ..." if t.numel() > 6 else ""
+        return f"tensor of shape {tuple(t.shape)} [{vals}{more}]"
+    return _short.repr(x)
+
+
+def mismatch(expected: Any, got: Any, atol: float = 1e-6, rtol: float = 0.0, path: str = "") -> str | None:
+    """None when `got` matches `expected`, else a short description of the first difference."""
+    where = f" at {path}" if path else ""
+    if isinstance(got, torch.Tensor) and got.dim() == 0 and _is_number(expected):
+        got = got.item()  # a 0-d tensor answers a number
+    if isinstance(expected, bool):  # True is not 1 here: a yes/no question wants a bool
+        return None if isinstance(got, bool) and got == expected else f"expected {expected}{where}, got {short(got)}"
+    if _is_number(expected):
+        if not _is_number(got):
+            return f"expected a number{where}: {short(expected)}, got {type(got).__name__} {short(got)}"
+        if math.isclose(float(expected), float(got), abs_tol=atol, rel_tol=rtol) or (math.isnan(expected) and math.isnan(got)):
+            return None
+        return f"expected {short(expected)}{where}, got {short(got)}"
+    t_exp = _as_tensor(expected)
+    if t_exp is not None:
+        t_got = _as_tensor(got)
+        if t_got is None:
+            return f"expected a tensor of shape {tuple(t_exp.shape)}{where}, got {type(got).__name__} {short(got)}"
+        if t_exp.shape != t_got.shape:
+            return f"expected a tensor of shape {tuple(t_exp.shape)}{where}, got shape {tuple(t_got.shape)}"
+        a, b = t_exp.detach().cpu().double(), t_got.detach().cpu().double()
+        if torch.allclose(b, a, atol=atol, rtol=rtol, equal_nan=True):
+            return None
+        i = int((~torch.isclose(b, a, atol=atol, rtol=rtol, equal_nan=True)).flatten().nonzero()[0])
+        idx = tuple(int(j) for j in torch.unravel_index(torch.tensor(i), a.shape)) if a.dim() else ()
+        return (f"expected {short(expected)}{where}, got {short(got)} "
+                f"(first difference at index {idx}: {a.flatten()[i].item():.6g} vs {b.flatten()[i].item():.6g})")
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            n = f"of length {len(got)}" if isinstance(got, (tuple, list)) else short(got)
+            return f"expected a {type(expected).__name__} of length {len(expected)}{where}, got {type(got).__name__} {n}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            if (m := mismatch(e, g, atol, rtol, f"{path}[{i}]")) is not None:
+                return m
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or set(got) != set(expected):
+            keys = sorted(map(str, got)) if isinstance(got, dict) else short(got)
+            return f"expected a dict with keys {sorted(map(str, expected))}{where}, got {keys}"
+        for key in expected:
+            if (m := mismatch(expected[key], got[key], atol, rtol, f"{path}[{key!r}]")) is not None:
+                return m
+        return None
+    return None if expected == got else f"expected {short(expected)}{where}, got {short(got)}"
+
+
+def _report(k: int | str, result: str | None, describe: str) -> bool:
+    note = f" ({describe})" if describe else ""
+    print(f"Exercise {k}: correct{note}" if result is None else f"Exercise {k}: not yet — {result}{note}")
+    return result is None
+
+
+def _call(k: int | str, fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
+    """(attempted, value). A stub gives (False, None); any other exception propagates, labelled."""
+    try:
+        return True, fn(*args, **kwargs)
+    except NotImplementedError:
+        return False, None
+    except Exception as e:
+        print(f"Exercise {k}: your code raised {type(e).__name__}: {e}")
+        if hasattr(e, "add_note"):  # Python >= 3.11: the note shows under the traceback
+            e.add_note(f"(raised inside the code of Exercise {k})")
+        raise
+
+
+def check(k: int | str, attempt: Callable[[], Any], expected: Any, *, atol: float = 1e-6, rtol: float = 0.0,
+          describe: str = "") -> bool | None:
+    """Call `attempt()` and compare with `expected`. None = not attempted (stub), True = correct, False = not yet."""
+    attempted, got = _call(k, attempt)
+    if not attempted:
+        print(f"Exercise {k}: not attempted yet")
+        return None
+    return _report(k, mismatch(expected, got, atol, rtol), describe)
+
+
+def check_fn(k: int | str, student_fn: Callable, reference_fn: Callable, cases: list, *, atol: float = 1e-6,
+             rtol: float = 0.0, describe: str = "") -> bool | None:
+    """Run `student_fn` and `reference_fn` on every case (a tuple of positional args, or a dict of keyword
+    args; anything else is one argument) and report the first case where they differ.
+    Each call gets its own deep copy of the arguments, so an in-place edit cannot leak into the other."""
+    for i, case in enumerate(cases):
+        args, kwargs = ((), case) if isinstance(case, dict) else (case, {}) if isinstance(case, tuple) else ((case,), {})
+        attempted, got = _call(k, student_fn, *copy.deepcopy(args), **copy.deepcopy(kwargs))
+        if not attempted:
+            print(f"Exercise {k}: not attempted yet")
+            return None
+        want = reference_fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        if (m := mismatch(want, got, atol, rtol)) is not None:
+            shown = ", ".join([short(a) for a in args] + [f"{n}={short(v)}" for n, v in kwargs.items()])
+            return _report(k, f"on case {i} ({shown}): {m}", describe)
+    return _report(k, None, describe)
