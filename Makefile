@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install data demo test unit lint bench clean
+.PHONY: install data demo test unit nbtest notebooks lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,18 @@ demo: install
 unit: install data
 	$(BIN)/python -m pytest tests
 
-test: unit
+# Every notebook, top to bottom, with QUICK=1 (short runs; outputs are not written back).
+nbtest: install data
+	QUICK=1 $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
+
+test: unit nbtest
+
+# Re-run every notebook in full and store the outputs that are committed (NB=01 for one notebook).
+NB ?=
+notebooks: install data
+	for nb in notebooks/$(NB)*.ipynb; do \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	done
 
 lint: install
 	$(BIN)/ruff check minitransformer methods tests

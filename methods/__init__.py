@@ -10,10 +10,11 @@ from .baselines import FullFineTuningConfig, LinearProbeConfig
 from .bitfit import BitFitConfig
 from .config import PeftConfig, TaskType
 from .peft_model import PeftModel, expected_trainable_parameters, get_peft_model
+from .random_subset import RandomSubsetConfig
 from .registry import METHODS, get_method, register
 
 __all__ = [
     "PeftConfig", "TaskType", "PeftModel", "get_peft_model", "expected_trainable_parameters",
     "METHODS", "get_method", "register",
-    "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig",
+    "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig", "RandomSubsetConfig",
 ]

@@ -74,16 +74,11 @@ def test_counts_frozen_shapes_noop(method, base):
 @pytest.mark.parametrize("method, base", CASES)
 def test_saved_keys_save_load_resume(method, base, tmp_path):
     task, model, pristine, config = build(method, base)
-    # the filter, computed independently of requires_grad: the method's names, heads as their trained copies
-    heads = config.resolved_modules_to_save()
-    want = set()
-    for n, _ in model.named_parameters():
-        head = next((h for h in heads if n == h or n.startswith(h + ".")), None)
-        if head is not None:
-            want.add("base_model." + n.replace(head + ".", head + ".modules_to_save.", 1))
-        elif config.is_trainable(n):
-            want.add("base_model." + n)
     peft = M.get_peft_model(model, config)
+    # the filter, recomputed from names alone (not from requires_grad): the method's parameters after its
+    # surgery, and the trained copies of the wrapped heads (never their frozen originals)
+    want = {"base_model." + n for n, _ in peft.base_model.named_parameters()
+            if ".modules_to_save." in n or (config.is_trainable(n) and ".original_module." not in n)}
     data = batch(task, pristine)
     step(peft, data)
     peft.eval()

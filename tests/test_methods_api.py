@@ -94,3 +94,16 @@ def test_config_json_roundtrip():
     assert M.get_method(cfg.to_dict()["peft_type"]).from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match=r"unknown fields \['r'\]"):
         M.BitFitConfig.from_dict({**cfg.to_dict(), "r": 8})
+
+
+def test_random_subset_matches_bitfit_count_and_spreads_by_size():
+    model = mt.BertForSequenceClassification(Cfg.tiny(), num_labels=2)
+    bitfit_count = M.BitFitConfig(modules_to_save=[]).expected_trainable_parameters(model.config, "bert") - 2
+    peft = M.get_peft_model(model, M.RandomSubsetConfig())
+    deltas = {n: p.numel() for n, p in peft.named_parameters() if n.endswith("random_subset_delta")}
+    assert sum(deltas.values()) == bitfit_count  # every bias of the trunk, head excluded
+    fc1 = sum(v for n, v in deltas.items() if "ffn.fc1" in n)
+    q = sum(v for n, v in deltas.items() if "attn.q" in n)
+    assert abs(fc1 / q - 4.0) < 0.2  # fc1 (D x 4D) holds 4x the entries of q (D x D)
+    with pytest.raises(ValueError, match="n_params=10000000 exceeds the"):
+        M.get_peft_model(mt.BertForSequenceClassification(Cfg.tiny()), M.RandomSubsetConfig(n_params=10_000_000))

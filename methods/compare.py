@@ -1,0 +1,150 @@
+"""The comparison job: every registered method, the same task, the same base, the same budget.
+
+    python -m methods.compare [--methods full,linear_probe,bitfit] [--seeds 3] [--task rt]
+                              [--base mini-bert|minilm] [--steps 500] [--batch 32] [--out DIR]
+
+For each method and seed: a fresh copy of the pretrained base with a classification head (mean pooling,
+see `minitransformer.pretrain.load_pretrained_classifier`), `get_peft_model` with the method's default
+config, `train` for `--steps` AdamW updates at the method's `default_lr` (documented in its config), then:
+dev and test accuracy, training ms/step, modelled peak training memory (`minitransformer.train`:
+parameters + gradients + AdamW state + saved activations), checkpoint bytes (`save_pretrained`), and
+inference ms per batch of `--batch` test sentences. Prints a Markdown table (mean ± std over seeds) and
+writes it, a JSON file and a plot of accuracy against trainable parameters (log x) to `--out`.
+
+`QUICK=1` (CI) cuts the run to a few steps, one seed and 256 dev/test sentences: the numbers then only
+show that the pipeline works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from minitransformer import datasets
+from minitransformer.plots import plot_scatter_logx
+from minitransformer.pretrain import load_pretrained_classifier
+from minitransformer.train import TrainConfig, encode_classification, evaluate, train
+
+from .peft_model import WEIGHTS_NAME, get_peft_model
+from .registry import METHODS, get_method
+
+MAX_LENGTH = 64  # tokens per sentence; rt snippets are shorter than this almost always
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "data" / "results"
+
+
+def load_task(task: str, tokenizer, limit: int | None = None) -> dict:
+    """Encoded train/dev/test splits of a classification task (dev/test cut to `limit` rows if given)."""
+    out = {}
+    for split in ("train", "dev", "test"):
+        rows = datasets.load_split(task, split)
+        if limit is not None and split != "train":
+            rows = rows[:limit]
+        out[split] = encode_classification(tokenizer, [r["text"] for r in rows], [r["label"] for r in rows],
+                                           MAX_LENGTH)
+    out["num_labels"] = len(datasets.label_names(task))
+    return out
+
+
+@torch.no_grad()
+def inference_ms_per_batch(model, data, batch_size: int, repeats: int = 5) -> float:
+    """Median wall time of a forward pass over one padded batch of `batch_size` test sentences."""
+    model.eval()
+    batch = data.collate([data[i] for i in range(min(batch_size, len(data)))])
+    batch.pop("labels")
+    model(**batch)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model(**batch)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def run_one(method: str, seed: int, base: str, data: dict, steps: int, batch: int) -> dict:
+    """Train one method with one seed; return its measurements."""
+    cls = get_method(method)
+    model, _ = load_pretrained_classifier(base, data["num_labels"], pooling="mean")
+    peft = get_peft_model(model, cls(task_type="SEQ_CLS"))
+    trainable, total = peft.get_nb_trainable_parameters()
+    config = TrainConfig(max_steps=steps, batch_size=batch, lr=cls.default_lr, seed=seed)
+    history = train(peft, data["train"], data["dev"], config)
+    test = evaluate(peft, data["test"], "accuracy")
+    with tempfile.TemporaryDirectory() as d:
+        peft.save_pretrained(d)
+        ckpt = os.path.getsize(Path(d) / WEIGHTS_NAME)
+    return {"method": method, "seed": seed, "trainable": trainable, "total": total,
+            "dev_acc": history.final()["eval_metric"], "test_acc": test["accuracy"],
+            "ms_per_step": history.ms_per_step, "peak_mem_mb": history.peak_memory_bytes / 2**20,
+            "ckpt_bytes": ckpt, "infer_ms": inference_ms_per_batch(peft, data["test"], batch)}
+
+
+def _ms(values: list[float], fmt: str = "{:.3f}") -> str:
+    mean = statistics.fmean(values)
+    return (fmt + " ± " + fmt).format(mean, statistics.stdev(values)) if len(values) > 1 else fmt.format(mean)
+
+
+def table(results: list[dict], header: str) -> str:
+    """Markdown table, one row per method, mean ± std over seeds."""
+    lines = [header, "",
+             "| method | trainable params | trainable % | dev acc | test acc | train ms/step | peak train memory (MB) "
+             "| checkpoint bytes | inference ms/batch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for method in dict.fromkeys(r["method"] for r in results):
+        rs = [r for r in results if r["method"] == method]
+        r0 = rs[0]
+        lines.append(f"| {method} | {r0['trainable']:,} | {100 * r0['trainable'] / r0['total']:.4f} | "
+                     f"{_ms([r['dev_acc'] for r in rs])} | {_ms([r['test_acc'] for r in rs])} | "
+                     f"{_ms([r['ms_per_step'] for r in rs], '{:.0f}')} | {r0['peak_mem_mb']:.1f} | "
+                     f"{r0['ckpt_bytes']:,} | {_ms([r['infer_ms'] for r in rs], '{:.1f}')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    quick = os.environ.get("QUICK") == "1"
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default=",".join(sorted(METHODS)), help="comma-separated registry names")
+    p.add_argument("--seeds", type=int, default=1 if quick else 3)
+    p.add_argument("--task", default="rt", choices=datasets.CLASSIFICATION_TASKS)
+    p.add_argument("--base", default="mini-bert", choices=["mini-bert", "minilm"])
+    p.add_argument("--steps", type=int, default=20 if quick else 500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = p.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        get_method(m)  # an unknown name fails before any training, listing the registered ones
+    if args.seeds < 1 or args.steps < 1:
+        p.error(f"--seeds and --steps must be >= 1, got {args.seeds} and {args.steps}")
+    _, tokenizer = load_pretrained_classifier(args.base, 2, pooling="mean")
+    data = load_task(args.task, tokenizer, limit=256 if quick else None)
+    start = time.perf_counter()
+    results = [run_one(m, s, args.base, data, args.steps, args.batch) for m in methods for s in range(args.seeds)]
+    minutes = (time.perf_counter() - start) / 60
+    header = (f"Task `{args.task}`, base `{args.base}`, {args.steps} steps x batch {args.batch}, seeds 0..{args.seeds - 1}"
+              f"{' (QUICK=1: dev/test cut to 256 sentences)' if quick else ''}; {minutes:.1f} min on "
+              f"{torch.get_num_threads()} threads, torch {torch.__version__}.")
+    md = table(results, header)
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"compare_{args.task}_{args.base}{'_quick' if quick else ''}"
+    (args.out / f"{stem}.md").write_text(md + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    points = [(m, rs[0]["trainable"], statistics.fmean(r["test_acc"] for r in rs),
+               statistics.stdev([r["test_acc"] for r in rs]) if len(rs) > 1 else 0.0)
+              for m in methods for rs in [[r for r in results if r["method"] == m]]]
+    fig = plot_scatter_logx(points, ylabel=f"test accuracy ({args.task})",
+                            title=f"accuracy vs trainable parameters, base {args.base}")
+    fig.savefig(args.out / f"{stem}.png", dpi=120, bbox_inches="tight")
+    print(f"wrote {args.out / stem}.{{md,json,png}}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
