@@ -18,6 +18,7 @@ show that the pipeline works.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -32,6 +33,7 @@ from minitransformer.plots import plot_scatter_logx
 from minitransformer.pretrain import load_pretrained_classifier
 from minitransformer.train import TrainConfig, encode_classification, evaluate, train
 
+from .config import PeftConfig
 from .peft_model import WEIGHTS_NAME, get_peft_model
 from .registry import METHODS, get_method
 
@@ -67,19 +69,27 @@ def inference_ms_per_batch(model, data, batch_size: int, repeats: int = 5) -> fl
     return 1e3 * statistics.median(times)
 
 
-def run_one(method: str, seed: int, base: str, data: dict, steps: int, batch: int) -> dict:
-    """Train one method with one seed; return its measurements."""
-    cls = get_method(method)
+def run_one(method: str | PeftConfig, seed: int, base: str, data: dict, steps: int, batch: int,
+            lr: float | None = None, label: str | None = None) -> dict:
+    """Train one method (a registry name, or a config for a non-default setting) with one seed on a fresh
+    copy of the base; return its measurements (and the `History` under "history")."""
+    if isinstance(method, str):
+        cls = get_method(method)
+        # a method that draws something at set-up (random_subset's positions) draws anew for each seed
+        extra = {"seed": seed} if "seed" in {f.name for f in dataclasses.fields(cls)} else {}
+        config = cls(task_type="SEQ_CLS", **extra)
+    else:
+        config = method
     model, _ = load_pretrained_classifier(base, data["num_labels"], pooling="mean")
-    peft = get_peft_model(model, cls(task_type="SEQ_CLS"))
+    peft = get_peft_model(model, config)
     trainable, total = peft.get_nb_trainable_parameters()
-    config = TrainConfig(max_steps=steps, batch_size=batch, lr=cls.default_lr, seed=seed)
-    history = train(peft, data["train"], data["dev"], config)
+    train_config = TrainConfig(max_steps=steps, batch_size=batch, lr=lr or config.default_lr, seed=seed)
+    history = train(peft, data["train"], data["dev"], train_config)
     test = evaluate(peft, data["test"], "accuracy")
     with tempfile.TemporaryDirectory() as d:
         peft.save_pretrained(d)
         ckpt = os.path.getsize(Path(d) / WEIGHTS_NAME)
-    return {"method": method, "seed": seed, "trainable": trainable, "total": total,
+    return {"method": label or config.peft_type, "seed": seed, "history": history, "trainable": trainable, "total": total,
             "dev_acc": history.final()["eval_metric"], "test_acc": test["accuracy"],
             "ms_per_step": history.ms_per_step, "peak_mem_mb": history.peak_memory_bytes / 2**20,
             "ckpt_bytes": ckpt, "infer_ms": inference_ms_per_batch(peft, data["test"], batch)}
@@ -135,7 +145,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{args.task}_{args.base}{'_quick' if quick else ''}"
     (args.out / f"{stem}.md").write_text(md + "\n")
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    (args.out / f"{stem}.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "history"}
+                                                       for r in results], indent=2))
     points = [(m, rs[0]["trainable"], statistics.fmean(r["test_acc"] for r in rs),
                statistics.stdev([r["test_acc"] for r in rs]) if len(rs) > 1 else 0.0)
               for m in methods for rs in [[r for r in results if r["method"] == m]]]
