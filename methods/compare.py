@@ -80,6 +80,7 @@ def run_one(method: str | PeftConfig, seed: int, base: str, data: dict, steps: i
         config = cls(task_type="SEQ_CLS", **extra)
     else:
         config = method
+    torch.manual_seed(seed)  # the new head's initialisation depends on the seed alone
     model, _ = load_pretrained_classifier(base, data["num_labels"], pooling="mean")
     peft = get_peft_model(model, config)
     trainable, total = peft.get_nb_trainable_parameters()
