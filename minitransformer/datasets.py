@@ -76,3 +76,19 @@ def minilm_dir() -> Path:
 def manifest() -> dict:
     """The counts and checksums ``data/prepare.py`` recorded in ``data/processed/manifest.json``."""
     return json.loads(_require(PROCESSED_DIR / "manifest.json").read_text(encoding="utf-8"))
+
+
+def results_dir(quick: bool) -> Path:
+    """Where measurement commands write their tables: ``results/`` (tracked in git: the figures the README and the
+    notebooks quote, from full runs) or, for QUICK=1 runs, the git-ignored ``data/results/`` so that CI never
+    overwrites a committed figure with a smoke-test one."""
+    return DATA_DIR / "results" if quick else DATA_DIR.parent / "results"
+
+
+def read_results(name: str) -> dict | list:
+    """A committed results file ``results/<name>`` (JSON), or a FileNotFoundError naming the command to run."""
+    path = results_dir(False) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; it is written by a full (not QUICK) run of the command named "
+                                "in README.md, section 'Results'")
+    return json.loads(path.read_text(encoding="utf-8"))
