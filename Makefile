@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install data demo test unit nbtest notebooks lint bench clean
+.PHONY: install data demo smoke test unit nbtest notebooks lint bench clean pretrain probe results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,15 +21,22 @@ install: $(STAMP)
 data: install
 	$(BIN)/python data/prepare.py
 
-demo: install
-	$(BIN)/python -m minitransformer.demo
+# The comparison job: every registered method on rt from the pretrained mini-BERT (QUICK=1: a smoke run).
+demo: install data
+	$(BIN)/python -m methods.compare
 
 unit: install data
 	$(BIN)/python -m pytest tests
 
-# Every notebook, top to bottom, with QUICK=1 (short runs; outputs are not written back).
+# Every notebook, top to bottom, with QUICK=1 (short runs; outputs are not written back). The notebooks load
+# the bases; under QUICK=1 they are the small `-quick` checkpoints, trained here first (about 2 minutes, once).
 nbtest: install data
+	QUICK=1 $(BIN)/python -m minitransformer.pretrain mini-bert-mlm mini-bert mini-gpt > /dev/null
 	QUICK=1 $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
+
+# Build a model of each kind, one forward pass, a few generated tokens: seconds, no data needed.
+smoke: install
+	$(BIN)/python -m minitransformer.demo
 
 test: unit nbtest
 
@@ -38,6 +45,7 @@ NB ?=
 notebooks: install data
 	for nb in notebooks/$(NB)*.ipynb; do \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	  $(BIN)/python notebooks/tidy.py $$nb || exit 1; \
 	done
 
 lint: install
@@ -48,3 +56,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+pretrain: install data
+	$(BIN)/python -m minitransformer.pretrain mini-bert-mlm mini-bert mini-gpt
+
+probe: pretrain
+	$(BIN)/python -m minitransformer.probe
+
+# Every committed figure under results/ (README "Results", notebooks 02-04): about an hour on 2 CPU cores.
+results: pretrain
+	$(BIN)/python -m minitransformer.probe
+	$(BIN)/python -m methods.compare
+	$(BIN)/python -m methods.compare --methods full,linear_probe --labels 1000 --steps 150
+	$(BIN)/python -m methods.compare --base random --methods full
+	$(BIN)/python -m methods.compare --base random --methods full --labels 1000 --steps 150
+	$(BIN)/python -m methods.compare --base minilm --methods full,linear_probe --steps 150
+	$(BIN)/python -m methods.compare --base minilm --methods full,linear_probe --labels 1000 --steps 150
+	$(BIN)/python -m methods.compare --methods bitfit,random_subset --lr 5e-3

@@ -1,7 +1,8 @@
 """The comparison job: every registered method, the same task, the same base, the same budget.
 
     python -m methods.compare [--methods full,linear_probe,bitfit] [--seeds 3] [--task rt]
-                              [--base mini-bert|minilm] [--steps 500] [--batch 32] [--out DIR]
+                              [--base mini-bert|minilm|random] [--labels N] [--steps 300] [--batch 32] [--lr LR]
+                              [--out DIR]
 
 For each method and seed: a fresh copy of the pretrained base with a classification head (mean pooling,
 see `minitransformer.pretrain.load_pretrained_classifier`), `get_peft_model` with the method's default
@@ -9,7 +10,12 @@ config, `train` for `--steps` AdamW updates at the method's `default_lr` (docume
 dev and test accuracy, training ms/step, modelled peak training memory (`minitransformer.train`:
 parameters + gradients + AdamW state + saved activations), checkpoint bytes (`save_pretrained`), and
 inference ms per batch of `--batch` test sentences. Prints a Markdown table (mean ± std over seeds) and
-writes it, a JSON file and a plot of accuracy against trainable parameters (log x) to `--out`.
+writes it, a JSON file and a plot of accuracy against trainable parameters (log x) to `--out` (default
+`results/`, tracked in git: the figures quoted in README and notebooks; QUICK runs go to `data/results/`).
+
+`--base random` is the control without pretraining: the `mini-bert` geometry and tokenizer, weights drawn at
+random from the seed. `--labels N` trains on N training examples drawn with the seed (the few-label setting;
+dev and test stay whole).
 
 `QUICK=1` (CI) cuts the run to a few steps, one seed and 256 dev/test sentences: the numbers then only
 show that the pipeline works.
@@ -21,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -28,9 +35,10 @@ from pathlib import Path
 
 import torch
 
-from minitransformer import datasets
+from minitransformer import BertForSequenceClassification, TransformerConfig, datasets
 from minitransformer.plots import plot_scatter_logx
 from minitransformer.pretrain import load_pretrained_classifier
+from minitransformer.tokenizer import minilm_tokenizer
 from minitransformer.train import TrainConfig, encode_classification, evaluate, train
 
 from .config import PeftConfig
@@ -38,16 +46,31 @@ from .peft_model import WEIGHTS_NAME, get_peft_model
 from .registry import METHODS, get_method
 
 MAX_LENGTH = 64  # tokens per sentence; rt snippets are shorter than this almost always
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "data" / "results"
+BASES = ("mini-bert", "minilm", "random")
 
 
-def load_task(task: str, tokenizer, limit: int | None = None) -> dict:
-    """Encoded train/dev/test splits of a classification task (dev/test cut to `limit` rows if given)."""
+def make_classifier(base: str, num_labels: int):
+    """(classifier with mean pooling, tokenizer) on `base`; "random" = mini-bert geometry, random weights
+    (drawn from the current torch seed), MiniLM's vocabulary as mini-bert has."""
+    if base not in BASES:
+        raise ValueError(f"base={base!r}; allowed: {', '.join(BASES)}")
+    if base == "random":
+        return BertForSequenceClassification(TransformerConfig.mini_bert(), num_labels, pooling="mean"), minilm_tokenizer()
+    return load_pretrained_classifier(base, num_labels, pooling="mean")
+
+
+def load_task(task: str, tokenizer, limit: int | None = None, labels: int | None = None, seed: int = 0) -> dict:
+    """Encoded train/dev/test splits of a classification task (dev/test cut to `limit` rows if given; train
+    cut to `labels` rows drawn with `seed` if given)."""
     out = {}
     for split in ("train", "dev", "test"):
         rows = datasets.load_split(task, split)
         if limit is not None and split != "train":
             rows = rows[:limit]
+        if labels is not None and split == "train":
+            if not 1 <= labels <= len(rows):
+                raise ValueError(f"labels={labels}; allowed: 1..{len(rows)} (the size of {task} train)")
+            rows = random.Random(seed).sample(rows, labels)
         out[split] = encode_classification(tokenizer, [r["text"] for r in rows], [r["label"] for r in rows],
                                            MAX_LENGTH)
     out["num_labels"] = len(datasets.label_names(task))
@@ -80,8 +103,8 @@ def run_one(method: str | PeftConfig, seed: int, base: str, data: dict, steps: i
         config = cls(task_type="SEQ_CLS", **extra)
     else:
         config = method
-    torch.manual_seed(seed)  # the new head's initialisation depends on the seed alone
-    model, _ = load_pretrained_classifier(base, data["num_labels"], pooling="mean")
+    torch.manual_seed(seed)  # the new head's (and the random base's) initialisation depends on the seed alone
+    model, _ = make_classifier(base, data["num_labels"])
     peft = get_peft_model(model, config)
     trainable, total = peft.get_nb_trainable_parameters()
     train_config = TrainConfig(max_steps=steps, batch_size=batch, lr=lr or config.default_lr, seed=seed)
@@ -90,7 +113,8 @@ def run_one(method: str | PeftConfig, seed: int, base: str, data: dict, steps: i
     with tempfile.TemporaryDirectory() as d:
         peft.save_pretrained(d)
         ckpt = os.path.getsize(Path(d) / WEIGHTS_NAME)
-    return {"method": label or config.peft_type, "seed": seed, "history": history, "trainable": trainable, "total": total,
+    return {"method": label or config.peft_type, "seed": seed, "base": base, "train_size": len(data["train"]),
+            "history": history, "trainable": trainable, "total": total,
             "dev_acc": history.final()["eval_metric"], "test_acc": test["accuracy"],
             "ms_per_step": history.ms_per_step, "peak_mem_mb": history.peak_memory_bytes / 2**20,
             "ckpt_bytes": ckpt, "infer_ms": inference_ms_per_batch(peft, data["test"], batch)}
@@ -123,28 +147,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--methods", default=",".join(sorted(METHODS)), help="comma-separated registry names")
     p.add_argument("--seeds", type=int, default=1 if quick else 3)
     p.add_argument("--task", default="rt", choices=datasets.CLASSIFICATION_TASKS)
-    p.add_argument("--base", default="mini-bert", choices=["mini-bert", "minilm"])
-    p.add_argument("--steps", type=int, default=20 if quick else 500)
+    p.add_argument("--base", default="mini-bert", choices=BASES)
+    p.add_argument("--labels", type=int, default=None, help="train on this many seeded training examples")
+    p.add_argument("--steps", type=int, default=20 if quick else 300)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", type=Path, default=RESULTS_DIR)
+    p.add_argument("--lr", type=float, default=None, help="one learning rate for every method (default: each "
+                   "method's default_lr); the output files then carry it in their name")
+    p.add_argument("--out", type=Path, default=datasets.results_dir(quick))
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         get_method(m)  # an unknown name fails before any training, listing the registered ones
     if args.seeds < 1 or args.steps < 1:
         p.error(f"--seeds and --steps must be >= 1, got {args.seeds} and {args.steps}")
-    _, tokenizer = load_pretrained_classifier(args.base, 2, pooling="mean")
-    data = load_task(args.task, tokenizer, limit=256 if quick else None)
-    start = time.perf_counter()
-    results = [run_one(m, s, args.base, data, args.steps, args.batch) for m in methods for s in range(args.seeds)]
+    if args.lr is not None and not args.lr > 0:
+        p.error(f"--lr must be > 0, got {args.lr}")
+    _, tokenizer = make_classifier(args.base, 2)
+    start, results = time.perf_counter(), []
+    for s in range(args.seeds):  # with --labels each seed draws its own training subset
+        data = load_task(args.task, tokenizer, limit=256 if quick else None, labels=args.labels, seed=s)
+        results += [run_one(m, s, args.base, data, args.steps, args.batch, lr=args.lr) for m in methods]
     minutes = (time.perf_counter() - start) / 60
-    header = (f"Task `{args.task}`, base `{args.base}`, {args.steps} steps x batch {args.batch}, seeds 0..{args.seeds - 1}"
-              f"{' (QUICK=1: dev/test cut to 256 sentences)' if quick else ''}; {minutes:.1f} min on "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}.")
+    train_desc = f"{args.labels:,} seeded training labels" if args.labels else "all training labels"
+    lr_desc = f", lr {args.lr:g} for every method" if args.lr else ", each method's default lr"
+    header = (f"Task `{args.task}`, base `{args.base}`, {train_desc}, {args.steps} steps x batch {args.batch}{lr_desc}, "
+              f"seeds 0..{args.seeds - 1}{' (QUICK=1: dev/test cut to 256 sentences)' if quick else ''}; "
+              f"{minutes:.1f} min on {torch.get_num_threads()} threads, torch {torch.__version__}.")
     md = table(results, header)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"compare_{args.task}_{args.base}{'_quick' if quick else ''}"
+    stem = (f"compare_{args.task}_{args.base}{f'_{args.labels}' if args.labels else ''}"
+            f"{f'_lr{args.lr:g}' if args.lr else ''}{'_quick' if quick else ''}")
     (args.out / f"{stem}.md").write_text(md + "\n")
     (args.out / f"{stem}.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "history"}
                                                        for r in results], indent=2))
