@@ -8,8 +8,10 @@ For each method and seed: a fresh copy of the pretrained base with a classificat
 see `minitransformer.pretrain.load_pretrained_classifier`), `get_peft_model` with the method's default
 config, `train` for `--steps` AdamW updates at the method's `default_lr` (documented in its config), then:
 dev and test accuracy, training ms/step, modelled peak training memory (`minitransformer.train`:
-parameters + gradients + AdamW state + saved activations), checkpoint bytes (`save_pretrained`), and
-inference ms per batch of `--batch` test sentences. Prints a Markdown table (mean ± std over seeds) and
+parameters + gradients + AdamW state + activations saved for the backward pass, on the first batch, whose
+length depends on the seed), checkpoint bytes (`save_pretrained`), and inference ms per batch of `--batch` test
+sentences. Prints a Markdown table (mean ± std over seeds; the parameter counts and checkpoint bytes are the
+same for every seed) and
 writes it, a JSON file and a plot of accuracy against trainable parameters (log x) to `--out` (default
 `results/`, tracked in git: the figures quoted in README and notebooks; QUICK runs go to `data/results/`).
 
@@ -128,7 +130,7 @@ def _ms(values: list[float], fmt: str = "{:.3f}") -> str:
 def table(results: list[dict], header: str) -> str:
     """Markdown table, one row per method, mean ± std over seeds."""
     lines = [header, "",
-             "| method | trainable params | trainable % | dev acc | test acc | train ms/step | peak train memory (MB) "
+             "| method | trainable params | trainable % | dev acc | test acc | train ms/step | modelled peak train memory (MB) "
              "| checkpoint bytes | inference ms/batch |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for method in dict.fromkeys(r["method"] for r in results):
@@ -136,7 +138,7 @@ def table(results: list[dict], header: str) -> str:
         r0 = rs[0]
         lines.append(f"| {method} | {r0['trainable']:,} | {100 * r0['trainable'] / r0['total']:.4f} | "
                      f"{_ms([r['dev_acc'] for r in rs])} | {_ms([r['test_acc'] for r in rs])} | "
-                     f"{_ms([r['ms_per_step'] for r in rs], '{:.0f}')} | {r0['peak_mem_mb']:.1f} | "
+                     f"{_ms([r['ms_per_step'] for r in rs], '{:.0f}')} | {_ms([r['peak_mem_mb'] for r in rs], '{:.1f}')} | "
                      f"{r0['ckpt_bytes']:,} | {_ms([r['infer_ms'] for r in rs], '{:.1f}')} |")
     return "\n".join(lines)
 
