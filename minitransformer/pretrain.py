@@ -165,7 +165,9 @@ def pack_blocks(ids_per_text: list[list[int]], block: int, sep: int, bos: int | 
 def mask_tokens(input_ids: torch.Tensor, special_ids: list[int], mask_id: int, vocab_size: int,
                 generator: torch.Generator, prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking. Returns (inputs, labels), labels = -100 except at the chosen positions. Special tokens
-    (padding included) are never chosen; random replacements are drawn from the non-special ids."""
+    (padding included) are never chosen; random replacements are drawn from the ids above the largest special
+    id. That is "every non-special id" for this project's WordPiece and BPE, which put their specials first; on
+    MiniLM's vocab.txt ([PAD] 0, [unused*] 1-99, [UNK] [CLS] [SEP] [MASK] 100-103) it also skips the unused ids."""
     eligible = ~torch.isin(input_ids, torch.tensor(special_ids))
     chosen = (torch.rand(input_ids.shape, generator=generator) < prob) & eligible
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
@@ -252,7 +254,12 @@ def clm_pretrain(config: TransformerConfig, blocks: torch.Tensor, steps: int, ba
 
 @torch.no_grad()
 def heldout_loss(model, blocks: torch.Tensor, batch_size: int = 32, mlm_ids: dict | None = None) -> float:
-    """Mean loss on held-out blocks (causal LM; or MLM with fixed seeded masks when `mlm_ids` is given)."""
+    """Mean loss on held-out blocks (causal LM; or MLM with fixed seeded masks when `mlm_ids` is given).
+
+    The mean of the per-batch mean losses. The recipes below pass a multiple of `batch_size` blocks of one length,
+    so for the causal LM this is exactly the per-token mean; for MLM each batch holds a different number of
+    masked tokens, so it differs slightly from the per-masked-token mean (kept, so that the figures recorded in
+    metrics.json, README and notebook 02 stay reproducible)."""
     model.eval()
     g, total = torch.Generator().manual_seed(1234), []
     for i in range(0, len(blocks), batch_size):
