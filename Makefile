@@ -31,12 +31,12 @@ unit: install data
 # Every notebook, top to bottom, with QUICK=1 (short runs; outputs are not written back). The notebooks load
 # the bases; under QUICK=1 they are the small `-quick` checkpoints, trained here first (about 2 minutes, once).
 nbtest: install data
-	QUICK=1 $(BIN)/python -m minitransformer.pretrain mini-bert-mlm mini-bert mini-gpt > /dev/null
+	QUICK=1 $(BIN)/python -m minitransformer.bases.pretrain mini-bert-mlm mini-bert mini-gpt > /dev/null
 	QUICK=1 $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
 
 # Build a model of each kind, one forward pass, a few generated tokens: seconds, no data needed.
 smoke: install
-	$(BIN)/python -m minitransformer.demo
+	$(BIN)/python -m minitransformer.teaching.demo
 
 test: unit nbtest
 
@@ -52,20 +52,20 @@ lint: install
 	$(BIN)/ruff check minitransformer methods tests
 
 bench: install
-	$(BIN)/python -m minitransformer.bench
+	$(BIN)/python -m minitransformer.training.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
 pretrain: install data
-	$(BIN)/python -m minitransformer.pretrain mini-bert-mlm mini-bert mini-gpt
+	$(BIN)/python -m minitransformer.bases.pretrain mini-bert-mlm mini-bert mini-gpt
 
 probe: pretrain
-	$(BIN)/python -m minitransformer.probe
+	$(BIN)/python -m minitransformer.bases.probe
 
 # Every committed figure under results/ (README "Results", notebooks 02-04): about an hour on 2 CPU cores.
 results: pretrain
-	$(BIN)/python -m minitransformer.probe
+	$(BIN)/python -m minitransformer.bases.probe
 	$(BIN)/python -m methods.compare
 	$(BIN)/python -m methods.compare --methods full,linear_probe --labels 1000 --steps 150
 	$(BIN)/python -m methods.compare --base random --methods full

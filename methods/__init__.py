@@ -8,10 +8,10 @@ Importing the package registers every method in `METHODS` (name -> config class)
 
 from .baselines import FullFineTuningConfig, LinearProbeConfig
 from .bitfit import BitFitConfig
-from .config import PeftConfig, TaskType
-from .peft_model import PeftModel, expected_trainable_parameters, get_peft_model
+from .api.config import PeftConfig, TaskType
+from .api.peft_model import PeftModel, expected_trainable_parameters, get_peft_model
 from .random_subset import RandomSubsetConfig
-from .registry import METHODS, get_method, register
+from .api.registry import METHODS, get_method, register
 
 __all__ = [
     "PeftConfig", "TaskType", "PeftModel", "get_peft_model", "expected_trainable_parameters",

@@ -12,9 +12,9 @@ from typing import ClassVar
 
 from minitransformer import TransformerConfig
 
-from .config import PeftConfig, TaskType
-from .counting import base_params
-from .registry import register
+from .api.config import PeftConfig, TaskType
+from .api.counting import base_params
+from .api.registry import register
 
 
 @register("full")
@@ -35,8 +35,8 @@ class FullFineTuningConfig(PeftConfig):
         """Nothing to fold in: training changed the base weights themselves."""
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
-                                      num_labels: int | None = None) -> int:
-        return base_params(model_config, family, num_labels)
+                                      num_labels: int | None = None, pooler: bool = True) -> int:
+        return base_params(model_config, family, num_labels, pooler)
 
 
 @register("linear_probe")
@@ -61,7 +61,7 @@ class LinearProbeConfig(PeftConfig):
             raise ValueError("LinearProbeConfig.modules_to_save=[] would train nothing; leave it None (the head)")
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
-                                      num_labels: int | None = None) -> int:
+                                      num_labels: int | None = None, pooler: bool = True) -> int:
         return 0  # the head alone, added by the caller
 
     def merge(self, model) -> None:

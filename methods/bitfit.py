@@ -33,9 +33,9 @@ from torch import nn
 
 from minitransformer import TransformerConfig
 
-from .config import PeftConfig
-from .registry import register
-from .targets import find_targets, matches
+from .api.config import PeftConfig
+from .api.registry import register
+from .api.targets import find_targets, matches
 
 SUBSETS = {  # handy subsets for the notebook's ablation
     "qkv": ["attn.q", "attn.k", "attn.v"],
@@ -45,8 +45,10 @@ SUBSETS = {  # handy subsets for the notebook's ablation
 }
 
 
-def bias_table(c: TransformerConfig, family: str, num_labels: int | None) -> list[tuple[str, int]]:
-    """(module name, bias size) of every bias, generated from the geometry alone (not from a live model)."""
+def bias_table(c: TransformerConfig, family: str, num_labels: int | None,
+               pooler: bool = True) -> list[tuple[str, int]]:
+    """(module name, bias size) of every bias, generated from the geometry alone (not from a live model).
+    `pooler=False`: a BERT built without its pooler (mean pooling)."""
     D, F = c.d_model, c.d_ff
     attn = [("attn.q", D), ("attn.k", D), ("attn.v", D), ("attn.o", D), ("attn_norm", D)]
     cross = [("cross_attn.q", D), ("cross_attn.k", D), ("cross_attn.v", D), ("cross_attn.o", D), ("cross_norm", D)]
@@ -60,7 +62,7 @@ def bias_table(c: TransformerConfig, family: str, num_labels: int | None) -> lis
     for stack, n, has_cross in stacks[family]:
         for i in range(n):
             rows += [(f"{pre}{stack}.{i}.{m}", s) for m, s in attn + (cross if has_cross else []) + ffn]
-    if family == "bert":
+    if family == "bert" and pooler:
         rows.append((f"{pre}pooler.dense", D))
     if family == "gpt":
         rows.append((f"{pre}final_norm", D))
@@ -108,9 +110,9 @@ class BitFitConfig(PeftConfig):
         return leaf == "bias" and self._selects(module_name)
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
-                                      num_labels: int | None = None) -> int:
+                                      num_labels: int | None = None, pooler: bool = True) -> int:
         head_wrapped = "classifier" in self.resolved_modules_to_save()
-        return sum(size for name, size in bias_table(model_config, family, num_labels)
+        return sum(size for name, size in bias_table(model_config, family, num_labels, pooler)
                    if self._selects(name) and not (head_wrapped and name == "classifier"))
 
     def merge(self, model: nn.Module) -> None:

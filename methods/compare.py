@@ -5,9 +5,9 @@
                               [--out DIR]
 
 For each method and seed: a fresh copy of the pretrained base with a classification head (mean pooling,
-see `minitransformer.pretrain.load_pretrained_classifier`), `get_peft_model` with the method's default
+see `minitransformer.bases.pretrain.load_pretrained_classifier`), `get_peft_model` with the method's default
 config, `train` for `--steps` AdamW updates at the method's `default_lr` (documented in its config), then:
-dev and test accuracy, training ms/step, modelled peak training memory (`minitransformer.train`:
+dev and test accuracy, training ms/step, modelled peak training memory (`minitransformer.training.train`:
 parameters + gradients + AdamW state + activations saved for the backward pass, on the first batch, whose
 length depends on the seed), checkpoint bytes (`save_pretrained`), and inference ms per batch of `--batch` test
 sentences. Prints a Markdown table (mean ± std over seeds; the parameter counts and checkpoint bytes are the
@@ -37,15 +37,15 @@ from pathlib import Path
 
 import torch
 
-from minitransformer import BertForSequenceClassification, TransformerConfig, datasets
-from minitransformer.plots import plot_scatter_logx
-from minitransformer.pretrain import load_pretrained_classifier
-from minitransformer.tokenizer import minilm_tokenizer
-from minitransformer.train import TrainConfig, encode_classification, evaluate, train
+from minitransformer.bases import datasets
+from minitransformer.bases.pretrain import load_pretrained_classifier
+from minitransformer.teaching.plots import plot_scatter_logx
+from minitransformer.training.env import is_quick
+from minitransformer.training.train import TrainConfig, encode_classification, evaluate, train
 
-from .config import PeftConfig
-from .peft_model import WEIGHTS_NAME, get_peft_model
-from .registry import METHODS, get_method
+from .api.config import PeftConfig
+from .api.peft_model import WEIGHTS_NAME, get_peft_model
+from .api.registry import METHODS, get_method
 
 MAX_LENGTH = 64  # tokens per sentence; rt snippets are shorter than this almost always
 BASES = ("mini-bert", "minilm", "random")
@@ -56,8 +56,6 @@ def make_classifier(base: str, num_labels: int):
     (drawn from the current torch seed), MiniLM's vocabulary as mini-bert has."""
     if base not in BASES:
         raise ValueError(f"base={base!r}; allowed: {', '.join(BASES)}")
-    if base == "random":
-        return BertForSequenceClassification(TransformerConfig.mini_bert(), num_labels, pooling="mean"), minilm_tokenizer()
     return load_pretrained_classifier(base, num_labels, pooling="mean")
 
 
@@ -144,7 +142,7 @@ def table(results: list[dict], header: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    quick = os.environ.get("QUICK") == "1"
+    quick = is_quick()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(sorted(METHODS)), help="comma-separated registry names")
     p.add_argument("--seeds", type=int, default=1 if quick else 3)

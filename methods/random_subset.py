@@ -26,9 +26,9 @@ from torch import nn
 from minitransformer import TransformerConfig
 
 from .bitfit import bias_table
-from .config import PeftConfig, check_positive
-from .registry import register
-from .targets import find_targets, model_family, replace_module
+from .api.config import PeftConfig, check_positive
+from .api.registry import register
+from .api.targets import find_targets, has_pooler, model_family, replace_module
 
 BLOCK_LINEARS = ["attn.q", "attn.k", "attn.v", "attn.o", "ffn.fc1", "ffn.fc2"]
 
@@ -89,15 +89,15 @@ class RandomSubsetConfig(PeftConfig):
         if not self.target_modules:
             raise ValueError(f"RandomSubsetConfig.target_modules must name at least one Linear, got {self.target_modules!r}")
 
-    def _k(self, model_config: TransformerConfig, family: str) -> int:
+    def _k(self, model_config: TransformerConfig, family: str, pooler: bool) -> int:
         if self.n_params is not None:
             return self.n_params
-        return sum(s for name, s in bias_table(model_config, family, None))
+        return sum(s for name, s in bias_table(model_config, family, None, pooler))
 
     def prepare(self, model: nn.Module) -> None:
         names = find_targets(model, self.target_modules)
         sizes = [model.get_submodule(n).weight.numel() for n in names]
-        shares = _allocate(self._k(model.config, model_family(model)), sizes)
+        shares = _allocate(self._k(model.config, model_family(model), has_pooler(model)), sizes)
         g = torch.Generator().manual_seed(self.seed)
         for name, size, k in zip(names, sizes, shares):
             index = torch.randperm(size, generator=g)[:k].sort().values
@@ -107,8 +107,8 @@ class RandomSubsetConfig(PeftConfig):
         return name.endswith("random_subset_delta")
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
-                                      num_labels: int | None = None) -> int:
-        return self._k(model_config, family)
+                                      num_labels: int | None = None, pooler: bool = True) -> int:
+        return self._k(model_config, family, pooler)
 
     def merge(self, model: nn.Module) -> None:
         """W += δ at the chosen positions; each SparseDeltaLinear becomes its plain Linear again."""

@@ -18,7 +18,7 @@ from torch import nn
 
 from .blocks import Block, Embeddings, make_activation
 from .config import TransformerConfig
-from .core import ModelOutput, build_bias, check_inputs, init_weights, lm_loss, run_blocks
+from .core import ModelOutput, build_bias, check_inputs, init_weights, lm_loss, mean_pool, run_blocks
 
 
 class Pooler(nn.Module):
@@ -119,7 +119,8 @@ class BertForSequenceClassification(nn.Module):
     """BERT + dropout + `classifier` (D -> C) on the pooled [CLS] vector.
 
     `pooling="cls"` uses the pooler as BERT does; `pooling="mean"` averages the real tokens' last hidden
-    states (what sentence-transformers models such as all-MiniLM-L6-v2 were trained with).
+    states (what sentence-transformers models such as all-MiniLM-L6-v2 were trained with) and builds no
+    pooler: a layer that never runs would get no gradient, yet would be counted as trainable.
     """
 
     def __init__(self, config: TransformerConfig, num_labels: int = 2, pooling: str = "cls") -> None:
@@ -129,7 +130,7 @@ class BertForSequenceClassification(nn.Module):
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         self.config, self.num_labels, self.pooling = config, num_labels, pooling
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, add_pooler=pooling == "cls")
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.d_model, num_labels)
         init_weights(self.classifier)
@@ -141,10 +142,9 @@ class BertForSequenceClassification(nn.Module):
         if self.pooling == "cls":
             pooled = out.pooled_output
         else:
-            h, T = out.hidden_states, out.hidden_states.size(1)
-            m = (torch.ones(h.shape[:2], device=h.device) if attention_mask is None
-                 else attention_mask[:, -T:].to(h.dtype))  # (B, T): the real tokens of this call
-            pooled = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+            T = out.hidden_states.size(1)
+            mask = None if attention_mask is None else attention_mask[:, -T:]  # (B, T): the real tokens of this call
+            pooled = mean_pool(out.hidden_states, mask)
         out.logits = self.classifier(self.dropout(pooled))  # (B, C)
         if labels is not None:
             if self.num_labels == 1:

@@ -144,6 +144,15 @@ def run_blocks(
             tuple(states) if output_hidden_states else None)
 
 
+def mean_pool(h: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the real tokens' states: (B, T, D), mask (B, T) with 1 = real -> (B, D). The one mean pooling
+    of the project (the classifier's `pooling="mean"`, the frozen probe, distillation)."""
+    if attention_mask is None:
+        return h.mean(1)
+    m = attention_mask.to(h.dtype)[..., None]  # (B, T, 1)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool) -> torch.Tensor:
     """Cross-entropy over the vocabulary; -100 labels are ignored. `shift`: predict token t+1 from t."""
     if shift:

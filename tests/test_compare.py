@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from methods import compare
-from minitransformer.datasets import PROCESSED_DIR
+from minitransformer.bases.datasets import PROCESSED_DIR
 
 if not (PROCESSED_DIR / "rt.train.jsonl").exists():
     pytest.skip("data/processed is missing: run `make data`", allow_module_level=True)
@@ -14,7 +14,7 @@ if not (PROCESSED_DIR / "rt.train.jsonl").exists():
 
 @pytest.fixture(scope="module")
 def tok():
-    from minitransformer.tokenizer import minilm_tokenizer
+    from minitransformer.bases.tokenizer import minilm_tokenizer
     return minilm_tokenizer()
 
 

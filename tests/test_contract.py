@@ -114,7 +114,7 @@ def test_disable_adapter_and_merge(method, base):
     if config.can_merge:
         merged = peft.merge_and_unload()
         assert type(merged) is type(pristine)
-        assert not any(isinstance(m, M.targets.ModulesToSave) for m in merged.modules())
+        assert not any(isinstance(m, M.api.targets.ModulesToSave) for m in merged.modules())
         torch.testing.assert_close(merged(**data).logits, adapted, atol=1e-5, rtol=0)
     else:
         with pytest.raises(ValueError, match="cannot be merged"):

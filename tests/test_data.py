@@ -26,7 +26,7 @@ import prepare  # noqa: E402
 import transform as T  # noqa: E402
 from sources import Archive, Member  # noqa: E402
 
-from minitransformer import datasets  # noqa: E402
+from minitransformer.bases import datasets  # noqa: E402
 
 TOY = [(f"review number {i}", "pos" if i % 3 else "neg") for i in range(90)]
 

@@ -7,7 +7,7 @@ import pytest
 from solutions import nb01, nb02, nb03, nb04
 
 from methods.checks import nb04_bitfit
-from minitransformer.checks import nb01_transformer, nb02_bert_gpt, nb03_finetuning
+from minitransformer.teaching.checks import nb01_transformer, nb02_bert_gpt, nb03_finetuning
 
 CASES = {
     "nb01-1": (nb01_transformer.check_1, nb01.attention, nb01.attention_wrong),

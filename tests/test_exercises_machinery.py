@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minitransformer.exercises import check, check_fn, mismatch, short
+from minitransformer.teaching.exercises import check, check_fn, mismatch, short
 
 
 def stub():

@@ -10,8 +10,8 @@ import torch
 from solutions import nb02
 
 from minitransformer import BertModel, GPTModel, TransformerConfig
-from minitransformer.checks import nb02_bert_gpt as checks
-from minitransformer.pretrain import mask_tokens
+from minitransformer.teaching.checks import nb02_bert_gpt as checks
+from minitransformer.bases.corpus import mask_tokens
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -5,7 +5,7 @@ import torch
 
 import methods as M
 import minitransformer as mt
-from methods.counting import base_params
+from methods.api.counting import base_params
 from minitransformer import TransformerConfig as Cfg
 
 
@@ -84,7 +84,7 @@ def test_task_type_must_fit_the_model():
 def test_head_trains_as_a_copy_and_original_stays():
     model = mt.BertForSequenceClassification(Cfg.tiny(), num_labels=2)
     peft = M.get_peft_model(model, M.LinearProbeConfig())
-    assert isinstance(peft.base_model.classifier, M.targets.ModulesToSave)
+    assert isinstance(peft.base_model.classifier, M.api.targets.ModulesToSave)
     assert "(classifier): ModulesToSave(" in str(peft)  # the surgery is visible in print(model)
     assert not peft.base_model.classifier.original_module.weight.requires_grad
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minitransformer.datasets import RAW_DIR
+from minitransformer.bases.datasets import RAW_DIR
 
 FOLDER = RAW_DIR / "minilm"
 if not all((FOLDER / f).exists() for f in ("config.json", "model.safetensors", "tokenizer.json")):
@@ -22,7 +22,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def models_and_batch():
-    from minitransformer.pretrain import load_minilm
+    from minitransformer.bases.checkpoints import load_minilm
     ours, tok = load_minilm()
     ref = transformers.BertModel.from_pretrained(str(FOLDER), add_pooling_layer=True).eval()
     tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest sentence of this batch

@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from minitransformer.plots import plot_attention, plot_bars, plot_curves, plot_scatter_logx, smooth  # noqa: E402
-from minitransformer.train import History  # noqa: E402
+from minitransformer.teaching.plots import plot_attention, plot_bars, plot_curves, plot_scatter_logx, smooth  # noqa: E402
+from minitransformer.training.train import History  # noqa: E402
 
 
 def history(offset: float) -> History:

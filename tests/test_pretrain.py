@@ -6,19 +6,11 @@ import pytest
 import torch
 
 from minitransformer import BertModel, GPTModel, TransformerConfig
-from minitransformer.pretrain import (
-    NAMES,
-    checkpoint_dir,
-    clm_pretrain,
-    load_checkpoint,
-    load_pretrained,
-    mask_tokens,
-    mlm_pretrain,
-    pack_blocks,
-    save_checkpoint,
-    warmup_cosine,
-)
-from minitransformer.tokenizer import BERT_SPECIALS, EOT, train_byte_bpe, train_wordpiece
+from minitransformer.bases.checkpoints import NAMES, checkpoint_dir, load_checkpoint, save_checkpoint
+from minitransformer.bases.corpus import mask_tokens, pack_blocks
+from minitransformer.bases.pretrain import clm_pretrain, load_pretrained, mlm_pretrain
+from minitransformer.training.train import lr_factor
+from minitransformer.bases.tokenizer import BERT_SPECIALS, EOT, train_byte_bpe, train_wordpiece
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -47,10 +39,10 @@ def test_byte_bpe_roundtrip_and_eot():
 
 
 def test_minilm_tokenizer_has_no_fixed_padding():
-    from minitransformer.datasets import RAW_DIR
+    from minitransformer.bases.datasets import RAW_DIR
     if not (RAW_DIR / "minilm" / "tokenizer.json").exists():
         pytest.skip("data/raw/minilm is missing (run `make data`)")
-    from minitransformer.tokenizer import minilm_tokenizer
+    from minitransformer.bases.tokenizer import minilm_tokenizer
     tok = minilm_tokenizer()
     ids = tok.encode("hello world").ids
     assert ids == [101, 7592, 2088, 102]  # [CLS] hello world [SEP], not padded to 128
@@ -103,6 +95,9 @@ def test_clm_pretraining_reduces_loss_and_is_deterministic():
 
 
 def test_warmup_cosine_schedule():
+    """The pretraining recipes' schedule is the one loop's "cosine" schedule."""
+    def warmup_cosine(s, total, warmup):
+        return lr_factor(s, total, warmup, "cosine")
     assert warmup_cosine(0, 100, 10) == pytest.approx(0.1)
     assert warmup_cosine(9, 100, 10) == 1.0
     assert warmup_cosine(10, 100, 10) == 1.0
@@ -138,7 +133,7 @@ def test_checkpoint_roundtrip_is_safetensors(tmp_path, gpt):
 def test_load_pretrained_unknown_name():
     with pytest.raises(ValueError) as e:
         load_pretrained("bert-large")
-    for name in NAMES:
+    for name in NAMES:  # includes "minilm" and "random"
         assert name in str(e.value)
 
 
@@ -153,7 +148,7 @@ def test_quick_and_full_checkpoints_never_mix(monkeypatch):
 
 def test_mlm_head_is_saved_beside_the_trunk(tmp_path):
     from minitransformer import BertForMaskedLM
-    from minitransformer.pretrain import load_masked_lm
+    from minitransformer.bases.pretrain import load_masked_lm
     torch.manual_seed(0)
     mlm = BertForMaskedLM(TransformerConfig.tiny())
     save_checkpoint(tmp_path, BertModel(mlm.config), train_wordpiece(TEXTS, vocab_size=100), {},

@@ -7,8 +7,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from minitransformer import BertForSequenceClassification, GPTModel, TransformerConfig
-from minitransformer.batching import EncodedDataset, encode_classification, encode_lm, make_loader
-from minitransformer.train import History, TrainConfig, evaluate, lr_factor, train, training_memory
+from minitransformer.training.batching import EncodedDataset, encode_classification, encode_lm, make_loader
+from minitransformer.training.train import History, TrainConfig, evaluate, lr_factor, train, training_memory
 
 
 @pytest.fixture(autouse=True)

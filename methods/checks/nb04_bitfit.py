@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from minitransformer import BertForSequenceClassification, TransformerConfig
-from minitransformer.exercises import check_fn
+from minitransformer.teaching.exercises import check_fn
 
 from ..bitfit import BitFitConfig
-from ..counting import base_params
+from ..api.counting import base_params
 
 GEOMETRIES = [  # (D, L, F, C): BERT-base, BERT-large, MiniLM-L6, mini-bert, a made-up one
     (768, 12, 3072, 2), (1024, 24, 4096, 2), (384, 6, 1536, 3), (128, 4, 512, 6), (200, 3, 700, 5),

@@ -1,6 +1,6 @@
 """Reference solutions of notebook 01's exercises, and one typical wrong answer per exercise.
 
-The tests run every checker of `minitransformer.checks.nb01_transformer` on both: the solution must pass,
+The tests run every checker of `minitransformer.teaching.checks.nb01_transformer` on both: the solution must pass,
 the wrong answer must fail (and the checker must not raise).
 """
 

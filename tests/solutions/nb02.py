@@ -1,6 +1,6 @@
 """Reference solutions of notebook 02's exercises, and one typical wrong answer per exercise.
 
-The tests run every checker of `minitransformer.checks.nb02_bert_gpt` on both: the solution must pass,
+The tests run every checker of `minitransformer.teaching.checks.nb02_bert_gpt` on both: the solution must pass,
 the wrong answer must fail (and the checker must not raise).
 """
 

@@ -20,11 +20,12 @@ def head_params(c: TransformerConfig, family: str, num_labels: int) -> int:
     return c.d_model * num_labels + (num_labels if family == "bert" else 0)
 
 
-def base_params(c: TransformerConfig, family: str, num_labels: int | None = None) -> int:
-    """All parameters of a base model; `num_labels` adds the classification head."""
+def base_params(c: TransformerConfig, family: str, num_labels: int | None = None, pooler: bool = True) -> int:
+    """All parameters of a base model; `num_labels` adds the classification head. `pooler=False`: a BERT
+    built without its pooler (a classifier with `pooling="mean"` never runs it, so it does not build it)."""
     V, P, S, D, L = c.vocab_size, c.max_positions, c.type_vocab_size, c.d_model, c.n_layers
     if family == "bert":  # embeddings + LN, blocks, pooler
-        total = V * D + P * D + S * D + 2 * D + L * block_params(c) + (D * D + D)
+        total = V * D + P * D + S * D + 2 * D + L * block_params(c) + (D * D + D if pooler else 0)
     elif family == "gpt":  # embeddings, blocks, final LN; the LM head is tied (counted once)
         total = V * D + P * D + L * block_params(c) + 2 * D
     elif family == "seq2seq":  # shared embeddings + LN, encoder blocks, decoder blocks with cross-attention

@@ -3,7 +3,7 @@
     Attention(Q, K, V) = softmax(Q Kᵀ / √Dh + M) V        M = 0 where a key may be seen, -∞ where masked
 
 Each `check_k(student_fn)` runs the student's function and the package's own implementation on fixed,
-seeded inputs and compares them with `minitransformer.exercises.check_fn`:
+seeded inputs and compares them with `minitransformer.teaching.exercises.check_fn`:
 None = not attempted (the stub raised NotImplementedError), True = correct, False = not yet (with what was
 expected and what came). A wrong answer never raises.
 
@@ -23,10 +23,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..attention import MultiHeadAttention, causal_bias
-from ..config import TransformerConfig
+from ...attention import MultiHeadAttention, causal_bias
+from ...config import TransformerConfig
 from ..exercises import check_fn
-from ..seq2seq import Transformer
+from ...seq2seq import Transformer
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:

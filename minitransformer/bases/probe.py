@@ -1,6 +1,6 @@
 """How much does a base know? Frozen probes, small fine-tunes and a Naive Bayes floor on `rt`.
 
-    python -m minitransformer.probe [--seeds 3] [--bases random,mini-bert-mlm,mini-bert,minilm]
+    python -m minitransformer.bases.probe [--seeds 3] [--bases random,mini-bert-mlm,mini-bert,minilm]
                                     [--what probe,finetune,nb]
 
 - probe: the base frozen; its last hidden states mean-pooled over the real tokens, once (no_grad); then a
@@ -31,11 +31,14 @@ from collections import Counter
 import torch
 from torch import nn
 
-from .bert import BertForSequenceClassification, BertModel
-from .config import TransformerConfig
+from ..bert import BertModel
+from ..core import mean_pool
+from ..training.batching import pad_batch
+from ..training.env import is_quick
+from ..training.train import TrainConfig, encode_classification, evaluate, flush_denormal, train
+from .checkpoints import checkpoint_dir
 from .datasets import load_split, results_dir
-from .pretrain import checkpoint_dir, is_quick, load_pretrained, load_pretrained_classifier
-from .tokenizer import minilm_tokenizer
+from .pretrain import load_pretrained, load_pretrained_classifier
 
 BASES = ("random", "mini-bert-mlm", "mini-bert", "minilm")
 WHAT = ("probe", "finetune", "nb")
@@ -62,15 +65,11 @@ def sentence_features(model: BertModel, tokenizer, texts: list[str], batch_size:
     ids = [e.ids for e in tok.encode_batch(texts)]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together: less padding
     feats = torch.zeros(len(ids), model.config.d_model)
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        T = max(len(ids[i]) for i in idx)
-        x = torch.zeros(len(idx), T, dtype=torch.long)
-        m = torch.zeros(len(idx), T)
-        for b, i in enumerate(idx):
-            x[b, : len(ids[i])], m[b, : len(ids[i])] = torch.tensor(ids[i]), 1
-        h = model(x, attention_mask=m.long()).hidden_states  # (B, T, D)
-        feats[idx] = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True)
+    with flush_denormal():  # MiniLM's forward is several times slower on denormal floats
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            x, m = pad_batch([ids[i] for i in idx])  # (B, T) each
+            feats[idx] = mean_pool(model(x, attention_mask=m).hidden_states, m)  # (B, D)
     return feats
 
 
@@ -132,14 +131,8 @@ def naive_bayes(data: dict) -> dict:
 
 def finetune(base: str, data: dict, seed: int, n_labels: int = 1000, quick: bool = False) -> dict:
     """Fine-tune every weight on `n_labels` seeded train examples; {"dev", "test"} accuracies."""
-    from .train import TrainConfig, encode_classification, evaluate, train
-
     torch.manual_seed(seed)
-    if base == "random":
-        model = BertForSequenceClassification(TransformerConfig.mini_bert(), 2, pooling="mean")
-        tok = minilm_tokenizer()
-    else:
-        model, tok = load_pretrained_classifier(base, 2, pooling="mean")
+    model, tok = load_pretrained_classifier(base, 2, pooling="mean")
     texts, y = data["train"]
     pick = random.Random(seed).sample(range(len(texts)), min(n_labels, len(texts)))
     train_ds = encode_classification(tok, [texts[i] for i in pick], [y[i] for i in pick], 64)
@@ -159,7 +152,6 @@ def _summary(runs: list[dict]) -> dict:
 def run(seeds: int = 3, bases: tuple[str, ...] = BASES, what: tuple[str, ...] = WHAT, quick: bool | None = None) -> dict:
     """All requested measurements; returns the results dict (also written to results/probe_rt.json)."""
     quick = is_quick(quick)
-    torch.set_flush_denormal(True)  # MiniLM's forward is several times slower on denormal floats
     data = rt_splits(quick)
     labels = {k: torch.tensor(v[1]) for k, v in data.items()}
     results: dict = {"quick": quick, "seeds": seeds, "rows": []}
@@ -177,9 +169,9 @@ def run(seeds: int = 3, bases: tuple[str, ...] = BASES, what: tuple[str, ...] = 
         for base in bases:
             t, runs, feats = time.perf_counter(), [], None
             for seed in range(seeds):
-                if base == "random":
+                if base == "random":  # a new random BERT per seed
                     torch.manual_seed(seed)
-                    model, tok = BertModel(TransformerConfig.mini_bert()), minilm_tokenizer()
+                    model, tok = load_pretrained("random")
                     feats = {k: sentence_features(model, tok, v[0]) for k, v in data.items()}
                 elif feats is None:
                     model, tok = load_pretrained(base, quick)

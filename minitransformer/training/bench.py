@@ -1,6 +1,6 @@
 """Training throughput of the mini models, and how close it gets to this machine's matmul peak.
 
-    python -m minitransformer.bench [--steps 10] [--batch 32] [--seq 128] [--threads N]
+    python -m minitransformer.training.bench [--steps 10] [--batch 32] [--seq 128] [--threads N]
 
 Model FLOPs per trained token (Kaplan et al. 2020; PaLM's appendix B adds the attention term):
 
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from .bert import BertForSequenceClassification
-from .config import TransformerConfig
-from .gpt import GPTModel
+from ..bert import BertForSequenceClassification
+from ..config import TransformerConfig
+from ..gpt import GPTModel
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 8) -> float:

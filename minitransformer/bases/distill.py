@@ -29,10 +29,13 @@ import time
 import torch
 from torch import nn
 
-from .bert import BertModel
-from .config import TransformerConfig
+from ..bert import BertModel
+from ..config import TransformerConfig
+from ..core import mean_pool
+from ..training.batching import pad_batch
+from .checkpoints import SEED, load_minilm
+from .corpus import corpus_lines, heldout_split, run_steps
 from .datasets import load_split
-from .pretrain import SEED, corpus_lines, heldout_split, load_minilm, run_steps
 
 PAIRS = ((2, 3), (4, 6))  # (student layer, teacher layer); 0 = embeddings
 
@@ -52,20 +55,11 @@ def teacher_states(teacher: BertModel, ids: list[list[int]], batch_size: int = 1
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        x, m = pad([ids[i] for i in idx])
+        x, m = pad_batch([ids[i] for i in idx])
         states = teacher(x, attention_mask=m, output_hidden_states=True).all_hidden_states
         for b, i in enumerate(idx):
             out[i] = [states[t][b, : len(ids[i])].half() for _, t in PAIRS]
     return out
-
-
-def pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask), both (B, T), right-padded with 0 ([PAD])."""
-    T = max(len(r) for r in rows)
-    x = torch.zeros(len(rows), T, dtype=torch.long)
-    for i, r in enumerate(rows):
-        x[i, : len(r)] = torch.tensor(r)
-    return x, (x != 0).long()
 
 
 def pca_embeddings(student: BertModel, teacher: BertModel, d: int) -> None:
@@ -78,20 +72,16 @@ def pca_embeddings(student: BertModel, teacher: BertModel, d: int) -> None:
             getattr(student.embeddings, name).weight.copy_(getattr(teacher.embeddings, name).weight @ V)
 
 
-def _mean(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:  # (B, T, D), (B, T) -> (B, D)
-    return (h * m[..., None]).sum(1) / m.sum(1, keepdim=True)
-
-
 def distill_loss(hs: tuple, ht: list[torch.Tensor], m: torch.Tensor, projs: nn.ModuleList, var_t: list[float]):
     """L of the module docstring. hs: student states per layer; ht: teacher targets per pair (B, T, 384)."""
-    mf, real = m.float(), m.bool()
+    real = m.bool()
     loss = 0.0
     for j, (s_layer, _) in enumerate(PAIRS):
         p = projs[j](hs[s_layer])  # (B, T, 384)
         loss = loss + ((p - ht[j]) ** 2)[real].mean() / var_t[j]
         loss = loss + (1 - nn.functional.cosine_similarity(p[real], ht[j][real], dim=-1)).mean()
-    pooled_t = _mean(ht[-1], mf)  # (B, 384)
-    pooled_s = _mean(hs[PAIRS[-1][0]], mf)  # (B, 128)
+    pooled_t = mean_pool(ht[-1], m)  # (B, 384)
+    pooled_s = mean_pool(hs[PAIRS[-1][0]], m)  # (B, 128)
     loss = loss + (1 - nn.functional.cosine_similarity(projs[-1](pooled_s), pooled_t, dim=-1)).mean()
     ns, nt = nn.functional.normalize(pooled_s, dim=-1), nn.functional.normalize(pooled_t, dim=-1)
     return loss + 10 * ((ns @ ns.T - nt @ nt.T) ** 2).mean()
@@ -126,19 +116,21 @@ def pretrain_mini_bert(quick: bool, seed: int = SEED, steps: int = 1500, batch_s
         chunk = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         g.shuffle(chunk)
         batches += chunk
-    steps = _steps = max(10, steps // 25) if quick else steps
+    if quick:
+        steps = max(10, steps // 25)
 
-    def loss_fn(s: int) -> torch.Tensor:
-        idx = batches[s]
-        x, m = pad([ids[i] for i in idx])
-        T = x.size(1)
-        ht = [torch.stack([nn.functional.pad(targets[i][j].float(), (0, 0, 0, T - len(ids[i]))) for i in idx])
+    def loss_fn(model: BertModel, batch: dict) -> torch.Tensor:
+        x, m, T = batch["input_ids"], batch["attention_mask"], batch["input_ids"].size(1)
+        ht = [torch.stack([nn.functional.pad(targets[i][j].float(), (0, 0, 0, T - len(ids[i])))
+                           for i in batch["index"].tolist()])
               for j in range(len(PAIRS))]  # (B, T, 384) per pair
-        hs = student(x, attention_mask=m, output_hidden_states=True).all_hidden_states
+        hs = model(x, attention_mask=m, output_hidden_states=True).all_hidden_states
         return distill_loss(hs, ht, m, projs, var_t)
 
-    params = list(student.parameters()) + list(projs.parameters())
-    stats = run_steps(params, loss_fn, _steps, lr, "distil")
+    data = [dict(zip(("input_ids", "attention_mask"), pad_batch([ids[i] for i in idx])), index=torch.tensor(idx))
+            for idx in batches[:steps]]
+    params = list(student.parameters()) + list(projs.parameters())  # the projections train, then are dropped
+    stats = run_steps(student, data, loss_fn, lr, "distil", params=params)
     stats.update(teacher_seconds=round(teacher_seconds, 1), distill_texts=len(texts),
                  distill_tokens=sum(map(len, ids)), batch_size=batch_size, lr=lr,
                  epochs=round(stats["steps"] * batch_size / len(ids), 2))

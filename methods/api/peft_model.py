@@ -24,7 +24,7 @@ from torch import nn
 from .config import PeftConfig, TaskType
 from .counting import head_params
 from .registry import get_method
-from .targets import ModulesToSave, find_targets, model_family, replace_module, wrap_modules_to_save
+from .targets import ModulesToSave, find_targets, has_pooler, model_family, replace_module, wrap_modules_to_save
 
 CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
 
@@ -179,7 +179,7 @@ def expected_trainable_parameters(model: nn.Module, config: PeftConfig) -> int:
     The head is D·C + C on BERT and D·C on GPT; other `modules_to_save` are counted from the modules."""
     family = model_family(model)
     num_labels = getattr(model, "num_labels", None)
-    total = config.expected_trainable_parameters(model.config, family, num_labels)
+    total = config.expected_trainable_parameters(model.config, family, num_labels, has_pooler(model))
     for name in config.resolved_modules_to_save():
         if name == "classifier":
             total += head_params(model.config, family, model.num_labels)

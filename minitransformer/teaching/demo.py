@@ -2,7 +2,7 @@
 
 Builds the three models from their presets, runs a forward pass with padding, generates a few tokens
 with and without the KV cache, and prints shapes and parameter counts. Random weights: this shows the
-machinery, not knowledge (the pretrained bases come with `python -m minitransformer.pretrain`).
+machinery, not knowledge (the pretrained bases come with `python -m minitransformer.bases.pretrain`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from .bert import BertForSequenceClassification
-from .config import TransformerConfig
-from .gpt import GPTModel
-from .seq2seq import Transformer
+from ..bert import BertForSequenceClassification
+from ..config import TransformerConfig
+from ..gpt import GPTModel
+from ..seq2seq import Transformer
 
 
 def main() -> None:

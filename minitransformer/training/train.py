@@ -1,7 +1,16 @@
-"""One small training loop for every notebook and every PEFT method: AdamW, warm-up then decay, clipping.
+"""The one training loop of the project — notebooks, PEFT methods, the comparison job and pretraining all use it:
+AdamW, warm-up then decay, clipping.
 
-    for each step:  loss = model(**batch).loss;  loss.backward();  clip ||g|| <= max_grad_norm
-                    optimizer.step();  on_step(step, model);  optimizer.zero_grad();  scheduler.step()
+    for each step:  loss = loss_fn(model, batch);  loss.backward();  clip ||g|| <= max_grad_norm
+                    optimizer.step();  model.on_step(step, total);  on_step(step, model)
+                    optimizer.zero_grad();  scheduler.step()
+
+Two hooks let a PEFT method change training without any caller having to remember it:
+- the loss: `loss_fn` defaults to `default_loss`, which asks a `PeftModel` for its method's loss
+  (`model.training_loss(batch)`: AdaMix's two passes and consistency term, AdaLoRA's orthogonality penalty,
+  AdapterDrop's sampled depth) and any other model for `model(**batch).loss`;
+- the step: a model with an `on_step(step, total_steps)` method (every `PeftModel`) has it called after each
+  optimizer step, before the gradients are cleared (AdaLoRA's budget allocator reads them).
 
 The PEFT contract lives in one line: the optimizer only receives parameters with `requires_grad=True`
 (a method freezes the base and adds its own trainable tensors), so a frozen weight never changes — AdamW's
@@ -21,10 +30,10 @@ On CUDA `History.peak_memory_bytes` is `torch.cuda.max_memory_allocated` instead
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,10 +41,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm  # plain text bar: renders the same in a terminal, a notebook and a committed output
 
 from .batching import EncodedDataset, encode_classification, encode_lm, make_loader
+from .env import show_progress
 from .memory import tracked_step, training_memory
 
-__all__ = ["TrainConfig", "History", "train", "evaluate", "lr_factor", "training_memory",
-           "EncodedDataset", "encode_classification", "encode_lm", "make_loader"]
+__all__ = ["TrainConfig", "History", "train", "evaluate", "lr_factor", "default_loss", "flush_denormal",
+           "training_memory", "EncodedDataset", "encode_classification", "encode_lm", "make_loader"]
 
 SCHEDULES = ("linear", "cosine", "constant")
 
@@ -87,9 +97,7 @@ class TrainConfig:
             raise bad("progress", "None, True or False")
 
     def show_progress(self) -> bool:
-        if self.progress is not None:
-            return self.progress
-        return not (os.environ.get("QUICK") == "1" or os.environ.get("CI"))
+        return show_progress(self.progress)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str = "linear") -> float:
@@ -135,6 +143,24 @@ class History:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@contextlib.contextmanager
+def flush_denormal() -> Iterator[None]:
+    """Inside the block, denormal floats are flushed to zero (on CPUs that support it), then the default
+    (off) is restored. Tiny gradients squared in AdamW's second moment become denormals, which x86 CPUs
+    process 10-20x slower; flushing them changes results by less than float32 rounding."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def default_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The training loss of one batch: a PeftModel's method loss hook (`training_loss`), else `.loss`."""
+    hook = getattr(model, "training_loss", None)
+    return hook(batch) if callable(hook) else model(**batch).loss
 
 
 def _to_device(batch, device) -> dict[str, torch.Tensor]:
@@ -186,7 +212,8 @@ def evaluate(model: torch.nn.Module, data, metric: str | Callable = "accuracy", 
 
 def train(model: torch.nn.Module, train_data, eval_data=None, config: TrainConfig | None = None, *,
           params=None, metric: str | Callable = "accuracy",
-          on_step: Callable[[int, torch.nn.Module], None] | None = None) -> History:
+          loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None,
+          on_step: Callable[[int, torch.nn.Module], None] | None = None, desc: str = "train") -> History:
     """Train `model` with AdamW and return its `History`.
 
     `train_data` / `eval_data`: a Dataset (batched here with `make_loader`, shuffled with `config.seed`) or
@@ -194,11 +221,15 @@ def train(model: torch.nn.Module, train_data, eval_data=None, config: TrainConfi
     attention_mask, labels) or (input_ids, labels). The model is called as `model(**batch)` — input_ids,
     attention_mask, labels, and token_type_ids when the batch has them — and must return `.loss`/`.logits`.
     The optimizer gets `params`, or else only `p for p in model.parameters() if p.requires_grad`:
-    frozen parameters are never updated. `on_step(step, model)` runs after `optimizer.step()` and *before*
-    `zero_grad()`, so the gradients are still there (AdaLoRA's rank allocator reads them); `step` is 1-based.
+    frozen parameters are never updated. `loss_fn(model, batch)` computes the loss (default: `default_loss`,
+    which calls a PeftModel's method loss hook). After `optimizer.step()` and *before* `zero_grad()` — so the
+    gradients are still there — the model's own `on_step(step, total_steps)` runs if it has one (every
+    PeftModel: the method's step hook), then the caller's `on_step(step, model)`; `step` is 1-based.
     The same `config.seed` gives identical numbers (torch.manual_seed + the loader's generator).
     """
     config = config or TrainConfig()
+    loss_fn = loss_fn or default_loss
+    model_hook = getattr(model, "on_step", None)
     torch.manual_seed(config.seed)
     start, device = time.perf_counter(), next(model.parameters()).device
     loader = _loader(train_data, config.batch_size, True, config.seed)
@@ -215,7 +246,7 @@ def train(model: torch.nn.Module, train_data, eval_data=None, config: TrainConfi
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     step, train_seconds = 0, 0.0
-    bar = tqdm(total=total, disable=not config.show_progress(), desc="train")
+    bar = tqdm(total=total, disable=not config.show_progress(), desc=desc)
 
     def show() -> None:  # the progress bar's text: last loss, last evaluation
         last = {history.metric: f"{history.eval[-1]['eval_metric']:.4f}"} if history.eval else {}
@@ -229,36 +260,39 @@ def train(model: torch.nn.Module, train_data, eval_data=None, config: TrainConfi
             show()
 
     model.train()
-    while step < total:
-        for batch in loader:
-            t0 = time.perf_counter()
-            batch = _to_device(batch, device)
-            with tracked_step(model, optimizer, enabled=step == 0) as memory:
-                loss = model(**batch).loss
-                loss.backward()
-                if config.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                history.lr.append(optimizer.param_groups[0]["lr"])
-                optimizer.step()
-            step += 1
-            if on_step is not None:
-                on_step(step, model)
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            train_seconds += time.perf_counter() - t0
-            history.steps.append(step)
-            history.train_loss.append(float(loss.detach()))
-            if memory:
-                history.memory = memory
-            bar.update(1)
-            show()
-            if config.eval_every is not None and step % config.eval_every == 0:
+    with flush_denormal():
+        while step < total:
+            for batch in loader:
+                t0 = time.perf_counter()
+                batch = _to_device(batch, device)
+                with tracked_step(model, optimizer, enabled=step == 0) as memory:
+                    loss = loss_fn(model, batch)
+                    loss.backward()
+                    if config.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                    history.lr.append(optimizer.param_groups[0]["lr"])
+                    optimizer.step()
+                step += 1
+                if callable(model_hook):
+                    model_hook(step, total)  # the method's step hook (e.g. AdaLoRA's budget allocator)
+                if on_step is not None:
+                    on_step(step, model)
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                train_seconds += time.perf_counter() - t0
+                history.steps.append(step)
+                history.train_loss.append(float(loss.detach()))
+                if memory:
+                    history.memory = memory
+                bar.update(1)
+                show()
+                if config.eval_every is not None and step % config.eval_every == 0:
+                    run_eval()
+                if step >= total:
+                    break
+            if config.eval_every is None:
                 run_eval()
-            if step >= total:
-                break
-        if config.eval_every is None:
-            run_eval()
-    run_eval()
+        run_eval()
     bar.close()
     history.seconds = time.perf_counter() - start
     history.ms_per_step = 1e3 * train_seconds / max(step, 1)

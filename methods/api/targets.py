@@ -36,6 +36,12 @@ def model_family(model: nn.Module) -> str:
     raise ValueError(f"unsupported base model {type(model).__name__}; expected one of the minitransformer models")
 
 
+def has_pooler(model: nn.Module) -> bool:
+    """False for a BERT built without its pooler (a classifier with mean pooling); True otherwise."""
+    trunk = getattr(model, "bert", model)
+    return not isinstance(trunk, BertModel) or trunk.pooler is not None
+
+
 def _pattern(name: str) -> str:
     return re.sub(r"\.\d+\.", ".*.", name)  # bert.layers.3.attn.q -> bert.layers.*.attn.q
 

@@ -81,9 +81,10 @@ class PeftConfig:
         return False
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
-                                      num_labels: int | None = None) -> int:
+                                      num_labels: int | None = None, pooler: bool = True) -> int:
         """Closed-form count of the method's own trainable parameters; the wrapped head is added by the caller.
-        `family` is "bert", "gpt" or "seq2seq"; `num_labels` is set for a classification model."""
+        `family` is "bert", "gpt" or "seq2seq"; `num_labels` is set for a classification model; `pooler` is
+        False for a BERT built without its pooler (mean pooling)."""
         raise NotImplementedError(f"{type(self).__name__} must give its closed-form count")
 
     def merge(self, model: nn.Module) -> None:

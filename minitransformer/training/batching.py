@@ -27,6 +27,21 @@ def pad_id_of(tokenizer) -> int:
     return 0 if pad is None else int(pad)
 
 
+def pad_batch(rows: list, pad_id: int = 0, value: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad rows of token ids (lists or 1-d tensors of unequal length) into one batch.
+
+    Returns (ids, attention_mask), both (B, T) with T the longest row; ids hold `pad_id` (or `value`, e.g. -100
+    for token labels) past each row's end, and the mask is 1 on real tokens, 0 on padding. The only padding
+    function of the project: the loader's `collate`, the frozen-probe features and distillation use it."""
+    lengths = torch.tensor([len(r) for r in rows])
+    T = int(lengths.max())
+    ids = torch.full((len(rows), T), pad_id if value is None else value, dtype=torch.long)  # (B, T)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()  # (B, T)
+    return ids, mask
+
+
 class EncodedDataset(Dataset):
     """Rows of unpadded tensors: each row a dict with `input_ids` (T_i,) and `labels` (() or (T_i,)),
     optionally `token_type_ids` (T_i,). `collate` turns a list of rows into one padded batch."""
@@ -42,21 +57,14 @@ class EncodedDataset(Dataset):
 
     def collate(self, rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Pad to the longest row of this batch: input_ids, attention_mask (B, T); labels (B,) or (B, T)."""
-        T = max(len(r["input_ids"]) for r in rows)
-
-        def pad(key: str, value: int) -> torch.Tensor:  # (B, T), right padding
-            out = torch.full((len(rows), T), value, dtype=torch.long)
-            for i, r in enumerate(rows):
-                out[i, : len(r[key])] = r[key]
-            return out
-
-        batch = {"input_ids": pad("input_ids", self.pad_id)}
-        batch["attention_mask"] = (torch.arange(T)[None, :] < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]).long()
+        input_ids, attention_mask = pad_batch([r["input_ids"] for r in rows], self.pad_id)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in rows[0]:
-            batch["token_type_ids"] = pad("token_type_ids", 0)
+            batch["token_type_ids"] = pad_batch([r["token_type_ids"] for r in rows], 0)[0]
         if "labels" in rows[0]:
             token_level = rows[0]["labels"].dim() == 1
-            batch["labels"] = pad("labels", -100) if token_level else torch.stack([r["labels"] for r in rows])
+            batch["labels"] = (pad_batch([r["labels"] for r in rows], value=-100)[0] if token_level
+                               else torch.stack([r["labels"] for r in rows]))
         return batch
 
 

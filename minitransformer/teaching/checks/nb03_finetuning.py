@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from ..exercises import check_fn
-from ..train import lr_factor
+from ...training.train import lr_factor
 
 LR_CASES = [(s, 100, 10) for s in (0, 4, 9, 10, 11, 50, 99)] + [(s, 30, 0) for s in (0, 15, 29)] + [(7, 8, 3)]
 

@@ -6,7 +6,7 @@
     perplexity:    PPL = exp(- (1/N) sum_t log p(x_t | context)),  N = the number of predicted tokens
 
 Each `check_k(student_fn)` runs the student's function and a reference on fixed, seeded inputs and compares
-them with `minitransformer.exercises.check_fn`: None = not attempted (the stub raised NotImplementedError),
+them with `minitransformer.teaching.exercises.check_fn`: None = not attempted (the stub raised NotImplementedError),
 True = correct, False = not yet (with what was expected and what came). A wrong answer never raises.
 
 1. `bert_mask(input_ids, r, u, random_ids, special_ids, mask_id, prob)` -> (inputs, labels): the package's
@@ -29,8 +29,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..blocks import Embeddings
-from ..config import TransformerConfig
+from ...blocks import Embeddings
+from ...config import TransformerConfig
 from ..exercises import check_fn
 
 
