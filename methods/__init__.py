@@ -1,4 +1,4 @@
-"""methods: one file per PEFT method, one contract (DESIGN.md §3).
+"""methods: one file per PEFT method, one contract (DESIGN.md §5).
 
     from methods import get_peft_model, BitFitConfig
     model = get_peft_model(base, BitFitConfig(task_type="SEQ_CLS"))
@@ -6,12 +6,12 @@
 Importing the package registers every method in `METHODS` (name -> config class).
 """
 
-from .baselines import FullFineTuningConfig, LinearProbeConfig
-from .bitfit import BitFitConfig
 from .api.config import PeftConfig, TaskType
 from .api.peft_model import PeftModel, expected_trainable_parameters, get_peft_model
-from .random_subset import RandomSubsetConfig
 from .api.registry import METHODS, get_method, register
+from .baselines import FullFineTuningConfig, LinearProbeConfig
+from .bitfit import BitFitConfig
+from .random_subset import RandomSubsetConfig
 
 __all__ = [
     "PeftConfig", "TaskType", "PeftModel", "get_peft_model", "expected_trainable_parameters",

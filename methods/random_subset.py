@@ -7,8 +7,8 @@ method is that control:
     W' = W + scatter(δ, I)          I: k fixed random positions among the entries of the target matrices,
                                     δ ∈ R^k trainable, initialised to 0 (an exact no-op at init)
 
-Plugs in at: each target `nn.Linear` is replaced (module surgery) by a `SparseDeltaLinear` that holds the frozen
-layer and its share of (I, δ). Merging adds δ into W. The k positions are spread over the targets in
+Plugs in at: each target `nn.Linear` is replaced (module surgery) by a `SparseDeltaLinear` (an `AdapterLayer`,
+`methods/api/layers.py`) that holds the frozen layer and, per named adapter, its share of (I, δ). Merging adds δ into W. The k positions are spread over the targets in
 proportion to their sizes (largest remainder), then drawn uniformly inside each matrix with `seed`.
 Why a separate δ rather than masking gradients of W: AdamW's weight decay would still move "frozen" entries.
 Only δ is saved; the positions I are drawn again from `seed` when loading (torch's seeded `randperm`).
@@ -25,32 +25,49 @@ from torch import nn
 
 from minitransformer import TransformerConfig
 
-from .bitfit import bias_table
 from .api.config import PeftConfig, check_positive
+from .api.layers import AdapterLayer, add_to_layer
 from .api.registry import register
-from .api.targets import find_targets, has_pooler, model_family, replace_module
+from .api.targets import find_targets, has_pooler, model_family
+from .bitfit import bias_table
 
 BLOCK_LINEARS = ["attn.q", "attn.k", "attn.v", "attn.o", "ffn.fc1", "ffn.fc2"]
 
 
-class SparseDeltaLinear(nn.Module):
-    """A frozen `nn.Linear` plus trainable values δ at fixed flat positions of its weight."""
+class SparseDeltaLinear(AdapterLayer):
+    """A frozen `nn.Linear` plus, per adapter, trainable values δ at fixed flat positions of its weight."""
 
-    def __init__(self, base: nn.Linear, index: torch.Tensor) -> None:
-        super().__init__()
-        self.base = base
-        self.register_buffer("random_subset_index", index)  # (k_i,) flat positions in base.weight
-        self.random_subset_delta = nn.Parameter(torch.zeros(len(index), device=base.weight.device))
-        self.adapter_enabled = True
+    adapter_attributes = ("random_subset_delta",)
 
-    def delta_weight(self) -> torch.Tensor:  # (out, in), zero except at the chosen positions
-        flat = torch.zeros(self.base.weight.numel(), device=self.base.weight.device, dtype=self.base.weight.dtype)
-        return flat.index_add(0, self.random_subset_index, self.random_subset_delta).view_as(self.base.weight)
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__(base_layer)
+        self.random_subset_delta = nn.ParameterDict()  # adapter name -> δ (k_i,)
+
+    def update_layer(self, adapter_name: str, index: torch.Tensor) -> None:
+        """Positions `index` (k_i,) of the flat weight, and their δ initialised to 0 (an exact no-op)."""
+        # not saved: the positions are drawn again from the config's seed when loading
+        self.register_buffer(f"random_subset_index_{adapter_name}", index, persistent=False)
+        self.random_subset_delta[adapter_name] = nn.Parameter(torch.zeros(len(index), device=self.weight.device))
+
+    def delete_adapter(self, adapter_name: str) -> None:
+        super().delete_adapter(adapter_name)
+        self._buffers.pop(f"random_subset_index_{adapter_name}", None)
+
+    def delta_weight(self, adapter_name: str) -> torch.Tensor:  # (out, in), zero except at the chosen positions
+        W = self.weight
+        index = getattr(self, f"random_subset_index_{adapter_name}")
+        flat = torch.zeros(W.numel(), device=W.device, dtype=W.dtype)
+        return flat.index_add(0, index, self.random_subset_delta[adapter_name]).view_as(W)
+
+    def adapter_delta(self, adapter_name: str, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+        return F.linear(x, self.delta_weight(adapter_name))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        if not self.adapter_enabled:
-            return self.base(x)
-        return F.linear(x, self.base.weight + self.delta_weight(), self.base.bias)
+        live = [a for a in self.active_adapters if a not in self.merged_adapters] if self.adapter_enabled else []
+        if not live or isinstance(self.base_layer, AdapterLayer):
+            return super().forward(x)
+        # one matmul with W + ΔW instead of two (W x and ΔW x): the same result, half the cost
+        return F.linear(x, self.weight + sum(self.delta_weight(a) for a in live), self.bias)
 
 
 def _allocate(k: int, sizes: list[int]) -> list[int]:
@@ -78,6 +95,8 @@ class RandomSubsetConfig(PeftConfig):
     seed: int = 0
 
     default_lr: ClassVar[float] = 1e-3
+    # BitFit's grid: the control must get the same chance as the method it controls
+    lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
     can_merge: ClassVar[bool] = True
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"n_params": 0}, "n_params"), ({"target_modules": []}, "target_modules")]
@@ -94,27 +113,18 @@ class RandomSubsetConfig(PeftConfig):
             return self.n_params
         return sum(s for name, s in bias_table(model_config, family, None, pooler))
 
-    def prepare(self, model: nn.Module) -> None:
+    def prepare(self, model: nn.Module, adapter_name: str = "default") -> None:
         names = find_targets(model, self.target_modules)
         sizes = [model.get_submodule(n).weight.numel() for n in names]
         shares = _allocate(self._k(model.config, model_family(model), has_pooler(model)), sizes)
         g = torch.Generator().manual_seed(self.seed)
         for name, size, k in zip(names, sizes, shares):
             index = torch.randperm(size, generator=g)[:k].sort().values
-            replace_module(model, name, SparseDeltaLinear(model.get_submodule(name), index))
+            add_to_layer(model, name, SparseDeltaLinear, adapter_name, index=index)
 
     def is_trainable(self, name: str) -> bool:
-        return name.endswith("random_subset_delta")
+        return "random_subset_delta" in name.split(".")
 
     def expected_trainable_parameters(self, model_config: TransformerConfig, family: str,
                                       num_labels: int | None = None, pooler: bool = True) -> int:
         return self._k(model_config, family, pooler)
-
-    def merge(self, model: nn.Module) -> None:
-        """W += δ at the chosen positions; each SparseDeltaLinear becomes its plain Linear again."""
-        for name, m in list(model.named_modules()):
-            if isinstance(m, SparseDeltaLinear):
-                with torch.no_grad():
-                    m.base.weight += m.delta_weight()
-                replace_module(model, name, m.base)
-

@@ -95,8 +95,9 @@ class BertForMaskedLM(nn.Module):
         init_weights(self.mlm_head)
         nn.init.zeros_(self.mlm_head.bias)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-                past_key_values=None, labels: torch.Tensor | None = None, masked_only: bool = False,
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                past_key_values: tuple | None = None, labels: torch.Tensor | None = None, masked_only: bool = False,
                 **kw) -> ModelOutput:
         """`masked_only=True` (needs labels) projects onto the vocabulary only at masked positions:
         logits (N_masked, V) instead of (B, T, V), the same loss for a fraction of the cost."""
@@ -135,8 +136,9 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.d_model, num_labels)
         init_weights(self.classifier)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-                past_key_values=None, labels: torch.Tensor | None = None, **kw) -> ModelOutput:
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                past_key_values: tuple | None = None, labels: torch.Tensor | None = None, **kw) -> ModelOutput:
         """Logits (B, C). Loss: cross-entropy, or MSE when num_labels == 1 (regression)."""
         out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, past_key_values, **kw)
         if self.pooling == "cls":

@@ -103,7 +103,7 @@ class TransformerConfig:
 
     @classmethod
     def mini_bert(cls, **kw) -> TransformerConfig:
-        """4 layers x 128 wide, MiniLM's 30,522-token WordPiece vocabulary (distilled from MiniLM, issue B)."""
+        """4 layers x 128 wide, MiniLM's 30,522-token WordPiece vocabulary (distilled from MiniLM: bases/distill.py)."""
         base = dict(vocab_size=30522, d_model=128, n_heads=4, n_layers=4, d_ff=512, max_positions=512,
                     type_vocab_size=2, activation="gelu", layer_norm_eps=1e-12, norm_first=False, pad_token_id=0)
         return cls(**{**base, **kw})

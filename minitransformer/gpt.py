@@ -162,8 +162,9 @@ class GPTForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.d_model, num_labels, bias=False)
         init_weights(self.classifier)
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, past_key_values=None,
-                labels: torch.Tensor | None = None, token_type_ids=None, **kw) -> ModelOutput:
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, past_key_values: tuple | None = None,
+                labels: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None, **kw) -> ModelOutput:
         if token_type_ids is not None:
             raise ValueError("GPTForSequenceClassification has no segment embeddings: token_type_ids must be None")
         out = self.gpt.body(input_ids, attention_mask, inputs_embeds, past_key_values, **kw)

@@ -1,6 +1,6 @@
-"""The contract every registered method satisfies (DESIGN §3). A method added to the registry is checked
-here with no extra code: counts, frozen weights, shapes, no-op at init, saved keys, save/load, resume,
-disable_adapter, merging, and clear errors for bad configs."""
+"""The contract every registered method satisfies (DESIGN.md §5). A method added to the
+registry is checked here with no extra code: counts, every trainable tensor gets a gradient, frozen weights stay,
+shapes, no-op at init, saved keys, save/load, resume, disable_adapter, merging, and clear errors for bad configs."""
 
 import copy
 
@@ -13,6 +13,8 @@ from minitransformer import TransformerConfig as Cfg
 
 BASES = {  # task type -> (model factory, a batch maker)
     "SEQ_CLS/bert": ("SEQ_CLS", lambda: mt.BertForSequenceClassification(Cfg.tiny(), num_labels=3)),
+    # mean pooling, as every notebook and the comparison use: no pooler is built, so none is counted
+    "SEQ_CLS/bert-mean": ("SEQ_CLS", lambda: mt.BertForSequenceClassification(Cfg.tiny(), num_labels=3, pooling="mean")),
     "SEQ_CLS/gpt": ("SEQ_CLS", lambda: mt.GPTForSequenceClassification(Cfg.tiny(norm_first=True, type_vocab_size=0), num_labels=3)),
     "CAUSAL_LM/gpt": ("CAUSAL_LM", lambda: mt.GPTModel(Cfg.tiny(norm_first=True, type_vocab_size=0))),
     "SEQ_2_SEQ_LM/seq2seq": ("SEQ_2_SEQ_LM", lambda: mt.Transformer(Cfg.mini_seq2seq(d_model=16, d_ff=32))),
@@ -65,6 +67,12 @@ def test_counts_frozen_shapes_noop(method, base):
         torch.testing.assert_close(out, base_out, atol=0, rtol=0)
     frozen = {n: p.detach().clone() for n, p in peft.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in peft.named_parameters() if p.requires_grad}
+    peft.train()  # trainable means trained: every tensor counted as trainable receives a non-zero gradient
+    peft.training_loss(data).backward()
+    no_grad = [n for n, p in peft.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not no_grad, f"counted as trainable but no gradient: {no_grad}"
+    peft.zero_grad(set_to_none=True)
+    peft.eval()
     step(peft, data)
     now = dict(peft.named_parameters())
     assert all(torch.equal(now[n], v) for n, v in frozen.items()), "a frozen parameter moved"
@@ -76,9 +84,12 @@ def test_saved_keys_save_load_resume(method, base, tmp_path):
     task, model, pristine, config = build(method, base)
     peft = M.get_peft_model(model, config)
     # the filter, recomputed from names alone (not from requires_grad): the method's parameters after its
-    # surgery, and the trained copies of the wrapped heads (never their frozen originals)
-    want = {"base_model." + n for n, _ in peft.base_model.named_parameters()
+    # surgery, the trained copies of the wrapped heads (never their frozen originals) and the method's own
+    # module (input-side methods) -- saved without the adapter name "default", as in peft
+    strip = lambda n: ".".join(p for p in n.split(".") if p != "default")  # noqa: E731
+    want = {strip("base_model." + n) for n, _ in peft.base_model.named_parameters()
             if ".modules_to_save." in n or (config.is_trainable(n) and ".original_module." not in n)}
+    want |= {strip(n) for n, _ in peft.named_parameters() if n.startswith("adapter_modules.")}
     data = batch(task, pristine)
     step(peft, data)
     peft.eval()
@@ -87,9 +98,8 @@ def test_saved_keys_save_load_resume(method, base, tmp_path):
 
     with safe_open(str(tmp_path / "adapter_model.safetensors"), "pt") as f:
         saved = set(f.keys())
-    if peft.prompt_encoder is None:
-        assert saved == want
-    assert saved == set(peft.adapter_keys)
+    assert saved == want
+    assert saved == {strip(n) for n in peft.adapter_keys()}
     loaded = M.PeftModel.from_pretrained(copy.deepcopy(pristine), tmp_path)
     assert loaded.get_nb_trainable_parameters()[0] == 0 and not loaded.training
     torch.testing.assert_close(loaded(**data).logits, peft(**data).logits, atol=0, rtol=0)

@@ -15,7 +15,7 @@ def meta_bert_cls(cfg=None, C=2):
 
 
 def test_bitfit_counts_on_bert_base(capsys):
-    # peft's "names containing bias" recipe: every bias, the head's weight frozen (issue [C]'s figure)
+    # peft's "names containing bias" recipe: every bias, the head's weight frozen (peft's published figure)
     peft = M.get_peft_model(meta_bert_cls(), M.BitFitConfig(modules_to_save=[]))
     peft.print_trainable_parameters()
     assert capsys.readouterr().out == "trainable params: 102,914 || all params: 109,483,778 || trainable%: 0.0940\n"
@@ -100,7 +100,7 @@ def test_random_subset_matches_bitfit_count_and_spreads_by_size():
     model = mt.BertForSequenceClassification(Cfg.tiny(), num_labels=2)
     bitfit_count = M.BitFitConfig(modules_to_save=[]).expected_trainable_parameters(model.config, "bert")
     peft = M.get_peft_model(model, M.RandomSubsetConfig())
-    deltas = {n: p.numel() for n, p in peft.named_parameters() if n.endswith("random_subset_delta")}
+    deltas = {n: p.numel() for n, p in peft.named_parameters() if n.endswith("random_subset_delta.default")}
     assert sum(deltas.values()) == bitfit_count  # every bias of the trunk, head excluded
     fc1 = sum(v for n, v in deltas.items() if "ffn.fc1" in n)
     q = sum(v for n, v in deltas.items() if "attn.q" in n)

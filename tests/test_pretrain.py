@@ -9,8 +9,8 @@ from minitransformer import BertModel, GPTModel, TransformerConfig
 from minitransformer.bases.checkpoints import NAMES, checkpoint_dir, load_checkpoint, save_checkpoint
 from minitransformer.bases.corpus import mask_tokens, pack_blocks
 from minitransformer.bases.pretrain import clm_pretrain, load_pretrained, mlm_pretrain
-from minitransformer.training.train import lr_factor
 from minitransformer.bases.tokenizer import BERT_SPECIALS, EOT, train_byte_bpe, train_wordpiece
+from minitransformer.training.train import lr_factor
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

@@ -24,6 +24,8 @@ from minitransformer import (
     Transformer,
 )
 
+from .layers import AdapterLayer
+
 
 def model_family(model: nn.Module) -> str:
     """"bert", "gpt" or "seq2seq": which closed-form parameter formulas apply."""
@@ -48,17 +50,24 @@ def _pattern(name: str) -> str:
 
 def existing_names(model: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[str]:
     """Distinct module names of the given kinds, with layer indices shown as `*` (for error messages)."""
-    return sorted({_pattern(n) for n, m in model.named_modules() if isinstance(m, kinds)})
+    return sorted({_pattern(n) for n, m in model.named_modules() if is_kind(m, kinds) and "base_layer" not in n.split(".")})
 
 
 def matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 
+def is_kind(module: nn.Module, kinds: tuple[type, ...]) -> bool:
+    """`module` is one of `kinds`, or a wrapper (AdapterLayer) whose base layer is: a wrapped `attn.q` is still
+    the Linear `attn.q` for the next method."""
+    return isinstance(module, kinds) or (isinstance(module, AdapterLayer) and isinstance(module.get_base_layer(), kinds))
+
+
 def find_targets(model: nn.Module, target_modules: list[str] | str, kinds: tuple[type, ...] = (nn.Linear,),
                  field: str = "target_modules") -> list[str]:
-    """Full names of the modules of `kinds` selected by `target_modules` (in model order)."""
-    candidates = [n for n, m in model.named_modules() if isinstance(m, kinds)]
+    """Full names of the modules of `kinds` selected by `target_modules` (in model order). A wrapped layer is
+    found under its own name (the outermost wrapper), never under `...base_layer`."""
+    candidates = [n for n, m in model.named_modules() if is_kind(m, kinds) and "base_layer" not in n.split(".")]
     kind_names = "/".join(k.__name__ for k in kinds)
     if isinstance(target_modules, str):
         found = [n for n in candidates if re.fullmatch(target_modules, n)]
@@ -86,30 +95,45 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 class ModulesToSave(nn.Module):
-    """A module trained in full: a frozen `original_module` and a trainable copy `modules_to_save`.
+    """A module trained in full: a frozen `original_module` and one trainable copy per adapter in
+    `modules_to_save` (keyed by adapter name: `classifier.modules_to_save.default.weight`, as in `peft`).
 
-    As in `peft` (its `ModulesToSaveWrapper`): `disable_adapter()` switches back to the original, and
-    "all params" counts the head twice, which is why `peft` prints 109,780,228 for LoRA on BERT-base.
+    As in `peft` (its `ModulesToSaveWrapper`): `disable_adapter()` switches back to the original, an adapter that
+    has no copy of this module uses the original too, and "all params" counts the head twice, which is why `peft`
+    prints 109,780,228 for LoRA on BERT-base.
     """
 
     def __init__(self, original: nn.Module) -> None:
         super().__init__()
-        self.original_module = original
-        self.modules_to_save = copy.deepcopy(original)
-        self.original_module.requires_grad_(False)
-        self.modules_to_save.requires_grad_(True)
+        self.original_module = original.requires_grad_(False)
+        self.modules_to_save = nn.ModuleDict()
+        self.active_adapter: str | None = None
         self.adapter_enabled = True  # PeftModel.disable_adapter() switches every `adapter_enabled` off
 
+    def update(self, adapter_name: str) -> None:
+        """A fresh trainable copy of the original for adapter `adapter_name`."""
+        self.modules_to_save[adapter_name] = copy.deepcopy(self.original_module).requires_grad_(True)
+
+    def set_adapter(self, adapter_name: str) -> None:
+        self.active_adapter = adapter_name if adapter_name in self.modules_to_save else None
+
     def forward(self, *args, **kwargs) -> torch.Tensor:
-        return (self.modules_to_save if self.adapter_enabled else self.original_module)(*args, **kwargs)
+        if not self.adapter_enabled or self.active_adapter is None:
+            return self.original_module(*args, **kwargs)
+        return self.modules_to_save[self.active_adapter](*args, **kwargs)
 
 
-def wrap_modules_to_save(model: nn.Module, names: list[str]) -> list[str]:
-    """Wrap every module whose name matches one of `names`; return the wrapped full names."""
+def wrap_modules_to_save(model: nn.Module, names: list[str], adapter_name: str = "default") -> list[str]:
+    """Give every module whose name matches one of `names` a trainable copy for `adapter_name` (wrapping it in a
+    `ModulesToSave` the first time); return the wrapped full names."""
     if not names:
         return []
     wrapped = find_targets(model, names, kinds=(nn.Module,), field="modules_to_save")
     wrapped = [n for n in wrapped if not any(n.startswith(w + ".") for w in wrapped)]  # outermost only
     for n in wrapped:
-        replace_module(model, n, ModulesToSave(model.get_submodule(n)))
+        module = model.get_submodule(n)
+        if not isinstance(module, ModulesToSave):
+            module = ModulesToSave(module)
+            replace_module(model, n, module)
+        module.update(adapter_name)
     return wrapped

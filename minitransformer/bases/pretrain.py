@@ -47,8 +47,8 @@ from .checkpoints import (
     random_base,
     save_checkpoint,
 )
-from .distill import pretrain_mini_bert
 from .corpus import corpus_lines, epoch_batches, heldout_split, mask_tokens, pack_blocks, run_steps
+from .distill import pretrain_mini_bert
 from .tokenizer import BERT_SPECIALS, EOT, train_byte_bpe, train_wordpiece
 
 

@@ -1,4 +1,4 @@
-"""End-to-end smoke run of the model package: `make demo` until the comparison job (issue [C]) replaces it.
+"""End-to-end smoke run of the model package (`make smoke`): seconds, no data, no checkpoints.
 
 Builds the three models from their presets, runs a forward pass with padding, generates a few tokens
 with and without the KV cache, and prints shapes and parameter counts. Random weights: this shows the
@@ -38,7 +38,7 @@ def main() -> None:
     src = torch.randint(3, 64, (2, 10))
     print(f"seq2seq    {sum(p.numel() for p in s2s.parameters()):>10,} params  generate -> "
           f"{tuple(s2s.generate(src, 8).shape)}")
-    print("smoke run OK (random weights: the comparison job of issue [C] will replace this demo)")
+    print("smoke run OK (random weights: `make demo` runs the real comparison on a pretrained base)")
 
 
 if __name__ == "__main__":
