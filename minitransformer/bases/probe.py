@@ -1,13 +1,15 @@
-"""How much does a base know? Frozen probes, small fine-tunes and a Naive Bayes floor on `rt`.
+"""How much does a base know? The L-BFGS probe, small fine-tunes and a Naive Bayes floor on `rt`.
 
     python -m minitransformer.bases.probe [--seeds 3] [--bases random,mini-bert-mlm,mini-bert,minilm]
                                     [--what probe,finetune,nb]
 
-- probe: the base frozen; its last hidden states mean-pooled over the real tokens, once (no_grad); then a
-  logistic regression  p(y | x) = softmax(W z(x) + b)  on standardised features z, fitted by L-BFGS with an
+- probe, the "L-BFGS probe": the base frozen; its last hidden states mean-pooled over the real tokens, once
+  (no_grad); then a logistic regression  p(y | x) = softmax(W z(x) + b)  on standardised features z, fitted by L-BFGS with an
   L2 penalty lambda ||W||^2 chosen on dev from {1e-4, 1e-3, 1e-2}. Convex: for a pretrained base the seed
   changes almost nothing (std ~ 0: only the L-BFGS start); for `random` the seed draws the random BERT
-  (mini_bert geometry, MiniLM vocabulary).
+  (mini_bert geometry, MiniLM vocabulary). Not to be confused with the "linear probe (AdamW)" of
+  `methods.compare` (the `linear_probe` method: the same kind of head on the same frozen base, trained by the
+  AdamW loop for a fixed number of steps, without standardisation or L2 choice).
 - finetune: every weight trained (BertForSequenceClassification, mean pooling) on 1,000 seeded train labels,
   from `mini-bert` and from random init, with the same hyper-parameters (`train.train`: AdamW, lr 1e-4 — full
   fine-tuning's rate in `methods.baselines` —, 5 epochs of batch 32, 10 % warm-up then linear decay).
@@ -177,7 +179,7 @@ def run(seeds: int = 3, bases: tuple[str, ...] = BASES, what: tuple[str, ...] = 
                     model, tok = load_pretrained(base, quick)
                     feats = {k: sentence_features(model, tok, v[0]) for k, v in data.items()}
                 runs.append(probe_accuracy(feats, labels, seed))
-            add(base, "frozen probe (mean)", runs, time.perf_counter() - t)
+            add(base, "L-BFGS probe (mean-pooled)", runs, time.perf_counter() - t)
             if base != "random":
                 _record(base, quick, results["rows"][-1])
     if "finetune" in what:

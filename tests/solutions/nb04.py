@@ -1,29 +1,80 @@
-"""Reference solutions of notebook 04's exercises, and one wrong answer each (the checkers must reject it)."""
+"""Reference solutions of notebook 04's exercises, and typical wrong answers (the checkers must reject each one
+and name its mistake)."""
+
+import torch
 
 
-def bitfit_count(D, L, F, C):
-    # embedding LN + per layer (q, k, v, o, attn LN, fc1, fc2, ffn LN) + pooler + classifier bias
-    return D + L * (4 * D + D + F + D + D) + D + C
+# ---- 1. the count ------------------------------------------------------------------------------------------
+def bitfit_count(D, L, F, C, pooling):
+    # embedding LN β + per layer (q, k, v, o, attention LN β, fc1 (F), fc2, FFN LN β) + pooler (cls only) + head
+    return D + L * (4 * D + D + F + D + D) + (D if pooling == "cls" else 0) + D * C + C
 
 
-def bitfit_count_wrong(D, L, F, C):
-    return L * (4 * D + D + F + D + D)  # forgets the embedding LN, the pooler and the head
+def bitfit_count_no_head(D, L, F, C, pooling):
+    return bitfit_count(D, L, F, C, pooling) - D * C - C
 
 
-def select(name):
-    module, _, leaf = name.rpartition(".")
-    return leaf == "bias" and (module.endswith("attn.q") or module.endswith("ffn.fc1"))
+def bitfit_count_with_gamma(D, L, F, C, pooling):
+    return bitfit_count(D, L, F, C, pooling) + (2 * L + 1) * D  # γ of every LayerNorm counted too
 
 
-def select_wrong(name):
-    return name.endswith("bias") and ("attn.q" in name or "ffn" in name)  # takes fc2 too
+def bitfit_count_always_pooler(D, L, F, C, pooling):
+    return D + L * (4 * D + D + F + D + D) + D + D * C + C  # a pooler even with mean pooling
 
 
-def bitfit_percent(D, L, F, V=30522, P=512, S=2):
-    biases = D + L * (4 * D + D + F + D + D) + D
-    total = V * D + P * D + S * D + 2 * D + L * (4 * (D * D + D) + 2 * D + 2 * D * F + F + D + 2 * D) + D * D + D
-    return round(100 * biases / total, 4)
+# ---- 2. the name filter ------------------------------------------------------------------------------------
+def bitfit_trains(name):
+    return name.endswith(".bias") or name.startswith("classifier.")
 
 
-def bitfit_percent_wrong(D, L, F):
-    return round(100 * (L * (4 * D + D + F + D + D)) / (12 * L * D * D), 4)  # non-embedding params only
+def bitfit_trains_no_head_weight(name):
+    return name.endswith(".bias")  # the snippet `"bias" in name`: the new head's weight stays random
+
+
+def bitfit_trains_with_gamma(name):
+    return name.endswith(".bias") or name.startswith("classifier.") or ("norm" in name and name.endswith(".weight"))
+
+
+# ---- 3. the allocation -------------------------------------------------------------------------------------
+def allocate(k, sizes):
+    total = sum(sizes)
+    exact = [k * s / total for s in sizes]
+    shares = [int(e) for e in exact]
+    leftover = k - sum(shares)
+    order = sorted(range(len(sizes)), key=lambda i: exact[i] - shares[i], reverse=True)  # stable: ties keep order
+    for i in order[:leftover]:
+        shares[i] += 1
+    return shares
+
+
+def allocate_floor(k, sizes):
+    return [int(k * s / sum(sizes)) for s in sizes]
+
+
+def allocate_rounded(k, sizes):
+    return [round(k * s / sum(sizes)) for s in sizes]
+
+
+# ---- 4. SparseDeltaLinear's forward ------------------------------------------------------------------------
+def sparse_delta_linear(x, weight, bias, index, delta):
+    delta_w = torch.zeros(weight.numel(), dtype=weight.dtype).index_add(0, index, delta).view_as(weight)
+    return x @ (weight + delta_w).T + bias
+
+
+def sparse_delta_linear_no_bias(x, weight, bias, index, delta):
+    delta_w = torch.zeros(weight.numel(), dtype=weight.dtype).index_add(0, index, delta).view_as(weight)
+    return x @ (weight + delta_w).T
+
+
+def sparse_delta_linear_column_major(x, weight, bias, index, delta):
+    w = weight.t().contiguous().flatten().index_add(0, index, delta).view(weight.shape[1], weight.shape[0]).t()
+    return x @ w.T + bias
+
+
+# ---- 5. the prediction (either may be right: the checker compares with the measured runs) -------------------
+def prediction_head():
+    return "head"
+
+
+def prediction_biases():
+    return "biases"
