@@ -46,7 +46,7 @@ test: unit nbtest
 NB ?=
 notebooks: install data
 	for nb in notebooks/$(NB)*.ipynb; do \
-	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.startup_timeout=300 $$nb || exit 1; \
 	  $(BIN)/python notebooks/tidy.py $$nb || exit 1; \
 	done
 

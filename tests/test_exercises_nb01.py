@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from solutions import nb01
+from solutions.contract import assert_solution_passes_and_stub_is_not_attempted, assert_wrong_answer_gets_its_hint, stub
 
 from minitransformer import MultiHeadAttention, Transformer, TransformerConfig
 from minitransformer.attention import causal_bias
@@ -16,24 +17,15 @@ SOLUTIONS = {1: nb01.multi_head_attention, 2: nb01.causal_mask, 3: nb01.decoder_
 MEASURED = {"train_loss": (0.01, 0.001), "exact_match": (0.95, 0.02)}  # without the mask: both lower
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise")
-
-
 @pytest.mark.parametrize("k", CHECKS)
 def test_solution_passes_and_stub_is_not_attempted(k, capsys):
-    assert CHECKS[k](SOLUTIONS[k]) is True
-    assert f"Exercise {k}: correct" in capsys.readouterr().out
-    assert CHECKS[k](stub) is None
-    assert f"Exercise {k}: not attempted yet" in capsys.readouterr().out
+    assert_solution_passes_and_stub_is_not_attempted(k, CHECKS[k], SOLUTIONS[k], capsys)
 
 
 @pytest.mark.parametrize("k, wrong, hint", [(k, w, h) for k, pairs in nb01.WRONG.items() for w, h in pairs],
                          ids=lambda v: getattr(v, "__name__", str(v))[:30])
 def test_wrong_answer_gets_its_hint(k, wrong, hint, capsys):
-    assert CHECKS[k](wrong) is False
-    out = capsys.readouterr().out
-    assert f"Exercise {k}: not yet" in out and hint in out, out
+    assert_wrong_answer_gets_its_hint(k, CHECKS[k], wrong, hint, capsys)
 
 
 def test_tripwires_are_removed_afterwards(capsys):

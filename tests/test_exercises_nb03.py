@@ -6,34 +6,27 @@ from __future__ import annotations
 import pytest
 import torch
 from solutions import nb03
+from solutions.contract import assert_solution_passes_and_stub_is_not_attempted, assert_wrong_answer_gets_its_hint, stub
 
 from methods import LinearProbeConfig, get_peft_model
 from minitransformer import BertForSequenceClassification, TransformerConfig, core
 from minitransformer.teaching.checks import nb03_finetuning as checks
+from minitransformer.teaching.exercises import mismatch
 from minitransformer.training.train import lr_factor
 
 CHECKS = {2: checks.check_2, 3: checks.check_3, 4: checks.check_4, 5: checks.check_5}
 SOLUTIONS = {2: nb03.mean_pool, 3: nb03.freeze_all_but_top, 4: nb03.lr_factor, 5: nb03.adamw_bytes}
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise")
-
-
 @pytest.mark.parametrize("k", CHECKS)
 def test_solution_passes_and_stub_is_not_attempted(k, capsys):
-    assert CHECKS[k](SOLUTIONS[k]) is True
-    assert f"Exercise {k}: correct" in capsys.readouterr().out
-    assert CHECKS[k](stub) is None
-    assert f"Exercise {k}: not attempted yet" in capsys.readouterr().out
+    assert_solution_passes_and_stub_is_not_attempted(k, CHECKS[k], SOLUTIONS[k], capsys)
 
 
 @pytest.mark.parametrize("k, wrong, hint", [(k, w, h) for k, pairs in nb03.WRONG.items() for w, h in pairs],
                          ids=lambda v: getattr(v, "__name__", str(v))[:30])
 def test_wrong_answer_gets_its_hint(k, wrong, hint, capsys):
-    assert CHECKS[k](wrong) is False
-    out = capsys.readouterr().out
-    assert f"Exercise {k}: not yet" in out and hint in out, out
+    assert_wrong_answer_gets_its_hint(k, CHECKS[k], wrong, hint, capsys)
 
 
 def test_a_crash_in_the_students_code_propagates_labelled(capsys):
@@ -72,7 +65,7 @@ def test_every_hint_is_reachable(k, hints):
     reference = {2: checks.reference_mean_pool, 3: checks._reference_outcome, 4: checks.reference_lr_factor,
                  5: checks.reference_adamw_bytes}[k]
     for message, wrong in hints:
-        assert any(checks.mismatch(reference(*c), wrong(*c), 1e-5) is not None for c in _cases_for(k)), message
+        assert any(mismatch(reference(*c), wrong(*c), 1e-5) is not None for c in _cases_for(k)), message
 
 
 @pytest.mark.parametrize("n_layers, k", [(4, 0), (4, 1), (4, 2), (4, 4), (2, 1)])

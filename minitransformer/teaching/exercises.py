@@ -21,10 +21,11 @@ then values with `torch.allclose`; tuples/lists/dicts recursively (the message g
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -111,11 +112,14 @@ def _report(k: int | str, result: str | None, describe: str) -> bool:
 
 
 def _call(k: int | str, fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
-    """(attempted, value). A stub gives (False, None); any other exception propagates, labelled."""
+    """(attempted, value). A stub gives (False, None); a tripwire's `Forbidden` passes through; any other
+    exception propagates, labelled."""
     try:
         return True, fn(*args, **kwargs)
     except NotImplementedError:
         return False, None
+    except Forbidden:
+        raise
     except Exception as e:
         print(f"Exercise {k}: your code raised {type(e).__name__}: {e}")
         if hasattr(e, "add_note"):  # Python >= 3.11: the note shows under the traceback
@@ -149,3 +153,97 @@ def check_fn(k: int | str, student_fn: Callable, reference_fn: Callable, cases: 
             shown = ", ".join([short(a) for a in args] + [f"{n}={short(v)}" for n, v in kwargs.items()])
             return _report(k, f"on case {i} ({shown}): {m}", describe)
     return _report(k, None, describe)
+
+
+# ---- build-it-yourself exercises: tripwires, hints keyed to the usual mistakes ------------------------------
+class Forbidden(Exception):
+    """Raised by a tripwire: the student's code called a function that answers the exercise by itself."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _tripwire(name: str) -> Callable:
+    def wire(*args, **kwargs):
+        raise Forbidden(name)
+    return wire
+
+
+@contextlib.contextmanager
+def tripwires(student_fn: Callable, forbidden: Sequence[tuple[object, str, str]]) -> Iterator[None]:
+    """Replace each `owner.attr` (called `name` in the message) of `forbidden = [(owner, attr, name)]` by a
+    tripwire while the student's code runs, and any global of the student's function that *is* one of those
+    objects (a name imported into the notebook, e.g. `from minitransformer.core import mean_pool`)."""
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in forbidden]
+    names = {id(orig): name for (_, _, orig), (_, _, name) in zip(saved, forbidden)}
+    glob = getattr(student_fn, "__globals__", {})
+    shadowed = {key: value for key, value in glob.items() if id(value) in names}
+    try:
+        for owner, attr, name in forbidden:
+            setattr(owner, attr, _tripwire(name))
+        for key, value in shadowed.items():
+            glob[key] = _tripwire(names[id(value)])
+        yield
+    finally:
+        for owner, attr, orig in saved:
+            setattr(owner, attr, orig)
+        glob.update(shadowed)
+
+
+def run_student(k: int | str, fn: Callable, args: tuple, forbidden: Sequence = (), *,
+                no_grad: bool = False) -> tuple[str, Any]:
+    """("stub", None), ("forbidden", name) or ("ok", value). Any other exception propagates, labelled."""
+    try:
+        with tripwires(fn, forbidden), torch.no_grad() if no_grad else contextlib.nullcontext():
+            attempted, value = _call(k, fn, *args)
+    except Forbidden as e:
+        return "forbidden", e.name
+    return ("ok", value) if attempted else ("stub", None)
+
+
+def check_parity(k: int | str, student_fn: Callable, reference: Callable, cases: list[tuple],
+                 hints: Sequence[tuple[str, Callable]] = (), *, forbidden: Sequence = (), describe: str = "",
+                 atol: float = 1e-6, variant_atol: float = 1e-5, prepare: Callable = copy.deepcopy,
+                 shape_hint: Callable | None = None, build_from: str = "", no_grad: bool = False) -> bool | None:
+    """Run the student's function and `reference` on every case (each call on its own `prepare(case)`, a deep
+    copy by default). On the first difference, name the common mistake: `shape_hint(case, want, got)` if it
+    returns a message, else the first `(message, wrong_fn)` of `hints` whose output the student's equals (to
+    `variant_atol`: a different order of float operations is allowed), else the first differing value.
+    None = not attempted, True = correct, False = not yet (with the message)."""
+    grad = torch.no_grad if no_grad else contextlib.nullcontext
+    for i, case in enumerate(cases):
+        status, got = run_student(k, student_fn, prepare(case), forbidden, no_grad=no_grad)
+        if status == "stub":
+            print(f"Exercise {k}: not attempted yet")
+            return None
+        if status == "forbidden":
+            how = f" with {build_from}" if build_from else ""
+            print(f"Exercise {k}: not yet — your code called {got}, which does the exercise for you; "
+                  f"write the steps yourself{how}")
+            return False
+        with grad():
+            want = reference(*prepare(case))
+        m = mismatch(want, got, atol)
+        if m is None:
+            continue
+        hint = shape_hint(case, want, got) if shape_hint is not None else None
+        for message, wrong in hints if hint is None else ():
+            with grad():
+                candidates = wrong(*prepare(case))
+            # a hint may stand for several wrong answers (a list), unless the answer itself is a list
+            candidates = candidates if isinstance(candidates, list) and not isinstance(want, list) else [candidates]
+            if any(mismatch(c, got, max(atol, variant_atol)) is None for c in candidates):
+                hint = message
+                break
+        shown = ", ".join(_describe_arg(a) for a in case)
+        print(f"Exercise {k}: not yet — on case {i} ({shown}): {hint or m}")
+        return False
+    print(f"Exercise {k}: correct" + (f" ({describe})" if describe else ""))
+    return True
+
+
+def _describe_arg(a: object) -> str:
+    if isinstance(a, torch.Tensor):
+        return short(a)
+    return type(a).__name__ if isinstance(a, (dict, torch.nn.Module)) else repr(a)

@@ -23,11 +23,9 @@ replaced by tripwires: calling one gives "not yet — your code called ...", sin
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,103 +37,10 @@ from ...attention import MultiHeadAttention
 from ...blocks import Block
 from ...config import TransformerConfig
 from ...seq2seq import Transformer
-from ..exercises import mismatch, short
+from ..exercises import check_parity, run_student
 
 ATOL = 1e-6  # parity with the package
 VARIANT_ATOL = 1e-5  # "equals this common mistake" (a different order of float operations is allowed)
-
-
-# ---- machinery: tripwires, running the student's code, hints ------------------------------------------
-class _Forbidden(Exception):
-    """Raised by a tripwire: the student's code called a function that answers the exercise by itself."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _tripwire(name: str) -> Callable:
-    def wire(*args, **kwargs):
-        raise _Forbidden(name)
-    return wire
-
-
-@contextlib.contextmanager
-def _tripwires(student_fn: Callable, forbidden: list[tuple[object, str, str]]) -> Iterator[None]:
-    """Replace each `owner.attr` (named `name` in the message) by a tripwire while the student's code runs,
-    and any global of the student's function that *is* one of those objects (a name imported into the
-    notebook, e.g. `causal_bias`)."""
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in forbidden]
-    originals = {id(orig): name for (_, _, orig), (_, _, name) in zip(saved, forbidden)}
-    glob = getattr(student_fn, "__globals__", {})
-    shadowed = {key: value for key, value in glob.items() if id(value) in originals}
-    try:
-        for (owner, attr, name) in forbidden:
-            setattr(owner, attr, _tripwire(name))
-        for key, value in shadowed.items():
-            glob[key] = _tripwire(originals[id(value)])
-        yield
-    finally:
-        for owner, attr, orig in saved:
-            setattr(owner, attr, orig)
-        glob.update(shadowed)
-
-
-def _run(k: int, fn: Callable, args: tuple, forbidden: list) -> tuple[str, object]:
-    """("stub", None), ("forbidden", name) or ("ok", value). Any other exception propagates, labelled."""
-    try:
-        with _tripwires(fn, forbidden), torch.no_grad():
-            return "ok", fn(*copy.deepcopy(args))
-    except NotImplementedError:
-        return "stub", None
-    except _Forbidden as e:
-        return "forbidden", e.name
-    except Exception as e:
-        print(f"Exercise {k}: your code raised {type(e).__name__}: {e}")
-        if hasattr(e, "add_note"):
-            e.add_note(f"(raised inside the code of Exercise {k})")
-        raise
-
-
-def _check(k: int, student_fn: Callable, reference: Callable, cases: list[tuple], hints: list[tuple[str, Callable]],
-           forbidden: list, describe: str, shape_hint: Callable | None = None,
-           build_from: str = "tensor operations") -> bool | None:
-    """Run the student's function on every case; on the first difference from `reference`, name the matching
-    common mistake from `hints` (message, wrong_fn) if there is one, else the first differing value."""
-    for i, case in enumerate(cases):
-        status, got = _run(k, student_fn, case, forbidden)
-        if status == "stub":
-            print(f"Exercise {k}: not attempted yet")
-            return None
-        if status == "forbidden":
-            print(f"Exercise {k}: not yet — your code called {got}, which does the exercise for you; "
-                  f"write the steps yourself with {build_from}")
-            return False
-        with torch.no_grad():
-            want = reference(*copy.deepcopy(case))
-        m = mismatch(want, got, ATOL)
-        if m is None:
-            continue
-        hint = shape_hint(case, want, got) if shape_hint is not None else None
-        if hint is None:
-            for message, wrong in hints:
-                with torch.no_grad():
-                    candidates = wrong(*copy.deepcopy(case))
-                candidates = candidates if isinstance(candidates, list) else [candidates]
-                if any(mismatch(c, got, VARIANT_ATOL) is None for c in candidates):
-                    hint = message
-                    break
-        shown = ", ".join(_describe(a) for a in case)
-        print(f"Exercise {k}: not yet — on case {i} ({shown}): {hint or m}")
-        return False
-    print(f"Exercise {k}: correct ({describe})")
-    return True
-
-
-def _describe(a: object) -> str:
-    if isinstance(a, torch.Tensor):
-        return short(a)
-    return type(a).__name__ if isinstance(a, (dict, nn.Module)) else repr(a)
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:
@@ -248,8 +153,9 @@ def check_1(multi_head_attention: Callable) -> bool | None:
                  (nn.MultiheadAttention, "forward", "nn.MultiheadAttention"),
                  (Block, "forward", "Block"),
                  (sys.modules[__name__], "_attention_variant", "the checker's own code")]
-    return _check(1, multi_head_attention, reference_attention, _attention_cases(), ATTENTION_HINTS, forbidden,
-                  "equals MultiHeadAttention to 1e-6, with and without padding, 1 to 4 heads")
+    return check_parity(1, multi_head_attention, reference_attention, _attention_cases(), ATTENTION_HINTS,
+                        forbidden=forbidden, no_grad=True, build_from="tensor operations",
+                        describe="equals MultiHeadAttention to 1e-6, with and without padding, 1 to 4 heads")
 
 
 # ---- 2. causal mask with a past ---------------------------------------------------------------------
@@ -283,8 +189,10 @@ def _causal_shape_hint(case, want, got) -> str | None:
 def check_2(causal_mask: Callable) -> bool | None:
     """causal_mask(T, P) with a past, without one, one new token after a long past (generation), T > P."""
     forbidden = [(_attention, "causal_bias", "causal_bias"), (_core, "build_bias", "build_bias")]
-    return _check(2, causal_mask, reference_causal_mask, [(3, 2), (4, 0), (1, 5), (5, 3)], CAUSAL_HINTS, forbidden,
-                  "query t sits at position P + t and sees keys 0 .. P + t", shape_hint=_causal_shape_hint)
+    return check_parity(2, causal_mask, reference_causal_mask, [(3, 2), (4, 0), (1, 5), (5, 3)], CAUSAL_HINTS,
+                        forbidden=forbidden, no_grad=True, build_from="tensor operations",
+                        describe="query t sits at position P + t and sees keys 0 .. P + t",
+                        shape_hint=_causal_shape_hint)
 
 
 # ---- 3. one decoder block from its parts -------------------------------------------------------------
@@ -369,9 +277,11 @@ def check_3(decoder_block: Callable) -> bool | None:
                  (_core, "run_blocks", "run_blocks"),
                  (Transformer, "forward", "Transformer"),
                  (sys.modules[__name__], "_block_variant", "the checker's own code")]
-    return _check(3, decoder_block, reference_decoder_block, _block_cases(), BLOCK_HINTS, forbidden,
-                  "equals Block.forward to 1e-6: self-attention, cross-attention, FFN, each LN(x + sublayer(x))",
-                  build_from="the block's sub-modules (block.attn, block.cross_attn, block.ffn, the LayerNorms)")
+    return check_parity(3, decoder_block, reference_decoder_block, _block_cases(), BLOCK_HINTS, forbidden=forbidden,
+                        no_grad=True,
+                        describe="equals Block.forward to 1e-6: self-attention, cross-attention, FFN, each "
+                                 "LN(x + sublayer(x))",
+                        build_from="the block's sub-modules (block.attn, block.cross_attn, block.ffn, the LayerNorms)")
 
 
 # ---- 4. prediction: the decoder without its causal mask ----------------------------------------------
@@ -393,7 +303,7 @@ def check_4(predict: Callable, measured: dict) -> bool | None:
     if set(measured) != set(PREDICTION_KEYS) or any(len(measured[key]) != 2 for key in PREDICTION_KEYS):
         raise ValueError(f"check_4: measured must be {{'train_loss': (with, without), 'exact_match': (with, "
                          f"without)}}, got {measured!r}")
-    status, answer = _run(4, predict, (), [])
+    status, answer = run_student(4, predict, ())
     if status == "stub":
         print("Exercise 4: not attempted yet")
         return None

@@ -25,19 +25,17 @@ calling it gives "not yet — your code called ...", since the point is to build
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import importlib
 import math
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
 from ... import core as _core
 from ...bert import BertForSequenceClassification
 from ...config import TransformerConfig
-from ..exercises import mismatch, short
+from ..exercises import check_parity, run_student, short
 
 # the module itself: `minitransformer.training` exports a function of the same name, `train`
 _train = importlib.import_module("...training.train", __package__)
@@ -45,91 +43,6 @@ _train = importlib.import_module("...training.train", __package__)
 ATOL = 1e-6  # parity with the package
 VARIANT_ATOL = 1e-5  # "equals this common mistake"
 PREDICTION_TOLERANCE = 0.2  # a prediction of the share counts as right within +-0.2 of the measured share
-
-
-# ---- machinery: tripwires, running the student's code, hints ------------------------------------------
-class _Forbidden(Exception):
-    """Raised by a tripwire: the student's code called a function that answers the exercise by itself."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _tripwire(name: str) -> Callable:
-    def wire(*args, **kwargs):
-        raise _Forbidden(name)
-    return wire
-
-
-@contextlib.contextmanager
-def _tripwires(student_fn: Callable, forbidden: list[tuple[object, str, str]]) -> Iterator[None]:
-    """Replace each `owner.attr` (called `name` in the message) by a tripwire while the student's code runs,
-    and any global of the student's function that *is* one of those objects (a name imported into the
-    notebook, e.g. `from minitransformer.core import mean_pool`)."""
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in forbidden]
-    names = {id(orig): name for (_, _, orig), (_, _, name) in zip(saved, forbidden)}
-    glob = getattr(student_fn, "__globals__", {})
-    shadowed = {key: value for key, value in glob.items() if id(value) in names}
-    try:
-        for owner, attr, name in forbidden:
-            setattr(owner, attr, _tripwire(name))
-        for key, value in shadowed.items():
-            glob[key] = _tripwire(names[id(value)])
-        yield
-    finally:
-        for owner, attr, orig in saved:
-            setattr(owner, attr, orig)
-        glob.update(shadowed)
-
-
-def _run(k: int, fn: Callable, args: tuple, forbidden: list) -> tuple[str, object]:
-    """("stub", None), ("forbidden", name) or ("ok", value). Any other exception propagates, labelled."""
-    try:
-        with _tripwires(fn, forbidden):
-            return "ok", fn(*args)
-    except NotImplementedError:
-        return "stub", None
-    except _Forbidden as e:
-        return "forbidden", e.name
-    except Exception as e:
-        print(f"Exercise {k}: your code raised {type(e).__name__}: {e}")
-        if hasattr(e, "add_note"):  # Python >= 3.11: the note shows under the traceback
-            e.add_note(f"(raised inside the code of Exercise {k})")
-        raise
-
-
-def _describe(a: object) -> str:
-    return short(a) if isinstance(a, torch.Tensor) else type(a).__name__ if isinstance(a, torch.nn.Module) else repr(a)
-
-
-def _check(k: int, student_fn: Callable, reference: Callable, cases: list[tuple],
-           hints: list[tuple[str, Callable]], *, forbidden: list | None = None, describe: str = "",
-           atol: float = ATOL, prepare: Callable | None = None) -> bool | None:
-    """Run the student's function on every case (each call on its own deep copy of the case, or on
-    `prepare(case)`); on the first difference from `reference`, name the matching common mistake of `hints`
-    (message, wrong_fn) if there is one, else the first differing value."""
-    prepare = prepare or copy.deepcopy
-    for i, case in enumerate(cases):
-        status, got = _run(k, student_fn, prepare(case), forbidden or [])
-        if status == "stub":
-            print(f"Exercise {k}: not attempted yet")
-            return None
-        if status == "forbidden":
-            print(f"Exercise {k}: not yet — your code called {got}, which does the exercise for you; "
-                  f"write the steps yourself")
-            return False
-        want = reference(*prepare(case))
-        m = mismatch(want, got, atol)
-        if m is None:
-            continue
-        hint = next((message for message, wrong in hints
-                     if mismatch(wrong(*prepare(case)), got, max(atol, VARIANT_ATOL)) is None), None)
-        shown = ", ".join(_describe(a) for a in case)
-        print(f"Exercise {k}: not yet — on case {i} ({shown}): {hint or m}")
-        return False
-    print(f"Exercise {k}: correct" + (f" ({describe})" if describe else ""))
-    return True
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:
@@ -148,7 +61,7 @@ def measured_share(head: float, top1: float, full: float) -> float | None:
 
 def check_1(predicted_share: Callable, head: float, top1: float, full: float) -> bool | None:
     """Exercise 1: the student's predicted share against the one measured from the three dev accuracies."""
-    status, guess = _run(1, predicted_share, (), [])
+    status, guess = run_student(1, predicted_share, ())
     if status == "stub":
         print("Exercise 1: not attempted yet")
         return None
@@ -212,7 +125,7 @@ def _pool_cases() -> list[tuple]:
 
 def check_2(mean_pool: Callable) -> bool | None:
     """Exercise 2: mean_pool(h, mask) against `minitransformer.core.mean_pool`."""
-    return _check(2, mean_pool, reference_mean_pool, _pool_cases(), POOL_HINTS,
+    return check_parity(2, mean_pool, reference_mean_pool, _pool_cases(), POOL_HINTS,
                   forbidden=[(_core, "mean_pool", "minitransformer.core.mean_pool")],
                   describe="sum over the real tokens / their number, per sentence")
 
@@ -294,7 +207,7 @@ FREEZE_CASES = [(4, 1, False), (4, 2, False), (4, 0, False), (4, 4, False), (3, 
 
 def check_3(freeze_all_but_top: Callable) -> bool | None:
     """Exercise 3: freeze_all_but_top(model, k) on fresh classifiers of 3, 4 and 6 layers, k = 0 .. L."""
-    return _check(3, _freeze_outcome(freeze_all_but_top), _reference_outcome, FREEZE_CASES, FREEZE_HINTS,
+    return check_parity(3, _freeze_outcome(freeze_all_but_top), _reference_outcome, FREEZE_CASES, FREEZE_HINTS,
                   prepare=lambda case: case,
                   describe="(returned names, names with requires_grad) = head + top k layers")
 
@@ -339,7 +252,7 @@ LR_CASES = [(s, 100, 10) for s in (0, 4, 9, 10, 11, 50, 99)] + [(s, 30, 0) for s
 
 def check_4(lr_factor: Callable) -> bool | None:
     """Exercise 4: lr_factor(step, total, warmup) against the package's `lr_factor(..., "linear")`."""
-    return _check(4, lr_factor, reference_lr_factor, LR_CASES, LR_HINTS, atol=1e-9,
+    return check_parity(4, lr_factor, reference_lr_factor, LR_CASES, LR_HINTS, atol=1e-9,
                   forbidden=[(_train, "lr_factor", "minitransformer.training.train.lr_factor")],
                   describe="warm-up (s + 1) / W, then 1 - (s - W) / (total - W)")
 
@@ -366,5 +279,5 @@ MEMORY_CASES = [(109_483_778, 1_538), (109_483_778, 109_483_778), (4_766_210, 4_
 
 def check_5(adamw_bytes: Callable) -> bool | None:
     """Exercise 5: adamw_bytes(n_params, n_trainable) -> bytes of weights + gradients + AdamW moments (fp32)."""
-    return _check(5, adamw_bytes, reference_adamw_bytes, MEMORY_CASES, MEMORY_HINTS, atol=0.5,
+    return check_parity(5, adamw_bytes, reference_adamw_bytes, MEMORY_CASES, MEMORY_HINTS, atol=0.5,
                   describe="4 bytes x (all weights) + 12 bytes x (trainable ones)")
