@@ -96,7 +96,7 @@ class RandomSubsetConfig(PeftConfig):
 
     default_lr: ClassVar[float] = 1e-3
     # BitFit's grid: the control must get the same chance as the method it controls
-    lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2, 1e-1)
+    lr_grid: ClassVar[tuple[float, ...]] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     can_merge: ClassVar[bool] = True
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"n_params": 0}, "n_params"), ({"target_modules": []}, "target_modules")]

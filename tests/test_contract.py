@@ -51,6 +51,16 @@ def step(model, data, lr=0.05):
     opt.zero_grad()
 
 
+def _without_gradient(model, data, names) -> list[str]:
+    """Which of `names` get no (or an all-zero) gradient from one backward pass of the training loss."""
+    model.zero_grad(set_to_none=True)
+    model.training_loss(data).backward()
+    params = dict(model.named_parameters())
+    missing = [n for n in names if params[n].grad is None or not params[n].grad.any()]
+    model.zero_grad(set_to_none=True)
+    return missing
+
+
 @pytest.mark.parametrize("method, base", CASES)
 def test_counts_frozen_shapes_noop(method, base):
     task, model, pristine, config = build(method, base)
@@ -67,11 +77,17 @@ def test_counts_frozen_shapes_noop(method, base):
         torch.testing.assert_close(out, base_out, atol=0, rtol=0)
     frozen = {n: p.detach().clone() for n, p in peft.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in peft.named_parameters() if p.requires_grad}
-    peft.train()  # trainable means trained: every tensor counted as trainable receives a non-zero gradient
-    peft.training_loss(data).backward()
-    no_grad = [n for n, p in peft.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
-    assert not no_grad, f"counted as trainable but no gradient: {no_grad}"
-    peft.zero_grad(set_to_none=True)
+    # trainable means trained: every tensor counted as trainable receives a non-zero gradient, on the first batch
+    # or, when a zero-initialised partner blocks it at init (LoRA's A behind B = 0), once one step has moved that
+    # partner. A tensor that never runs (an unused pooler) gets none in either pass.
+    peft.train()
+    no_grad = _without_gradient(peft, data, list(trained))
+    if no_grad:
+        probe = copy.deepcopy(peft)
+        step(probe, data)
+        probe.train()
+        no_grad = _without_gradient(probe, data, no_grad)
+    assert not no_grad, f"counted as trainable but no gradient, even after one step: {no_grad}"
     peft.eval()
     step(peft, data)
     now = dict(peft.named_parameters())

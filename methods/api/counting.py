@@ -33,3 +33,28 @@ def base_params(c: TransformerConfig, family: str, num_labels: int | None = None
     else:
         raise ValueError(f"family must be 'bert', 'gpt' or 'seq2seq', got {family!r}")
     return total + (head_params(c, family, num_labels) if num_labels else 0)
+
+
+def linear_table(c: TransformerConfig, family: str, num_labels: int | None = None,
+                 pooler: bool = True) -> list[tuple[str, int, int]]:
+    """(module name, in_features, out_features) of every `nn.Linear` of a model, from the geometry alone (not from
+    a live model; the tests check it against one). Names as `named_modules()` gives them: a classifier's trunk
+    under `bert.` / `gpt.`. GPT's LM head is tied to the token embeddings (not a Linear of its own)."""
+    D, F = c.d_model, c.d_ff
+    attn = [(f"attn.{m}", D, D) for m in "qkvo"]
+    cross = [(f"cross_attn.{m}", D, D) for m in "qkvo"]
+    ffn = [("ffn.fc1", D, F), ("ffn.fc2", F, D)]
+    pre = {"bert": "bert.", "gpt": "gpt."}.get(family, "") if num_labels else ""
+    stacks = {"bert": [("layers", c.n_layers, False)], "gpt": [("layers", c.n_layers, False)],
+              "seq2seq": [("encoder.layers", c.n_layers, False), ("decoder.layers", c.n_decoder_layers, True)]}
+    if family not in stacks:
+        raise ValueError(f"family must be 'bert', 'gpt' or 'seq2seq', got {family!r}")
+    rows: list[tuple[str, int, int]] = []
+    for stack, n, has_cross in stacks[family]:
+        for i in range(n):
+            rows += [(f"{pre}{stack}.{i}.{m}", fan_in, fan_out) for m, fan_in, fan_out in attn + (cross if has_cross else []) + ffn]
+    if family == "bert" and pooler:
+        rows.append((f"{pre}pooler.dense", D, D))
+    if num_labels:
+        rows.append(("classifier", D, num_labels))
+    return rows

@@ -57,6 +57,14 @@ def matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 
+def selects(name: str, target_modules: list[str] | str) -> bool:
+    """Whether `target_modules` (a list of name suffixes, or one regex matched against the full name) selects
+    the module called `name`: the rule of `find_targets`, for counting from the geometry alone."""
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, name) is not None
+    return any(matches(name, t) for t in target_modules)
+
+
 def is_kind(module: nn.Module, kinds: tuple[type, ...]) -> bool:
     """`module` is one of `kinds`, or a wrapper (AdapterLayer) whose base layer is: a wrapped `attn.q` is still
     the Linear `attn.q` for the next method."""
