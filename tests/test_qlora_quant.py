@@ -1,0 +1,86 @@
+"""QLoRA's 4-bit storage (methods/qlora.py): the NF4 table against the paper's, the rounding error bound,
+packing and double-quantisation round trips, the bits per weight, and the 4-bit linear layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from methods.qlora import (Linear4bit, code_table, dequantize_4bit, dequantize_constants, nf4_code, pack_4bit,
+                           quantize_4bit, quantize_constants, unpack_4bit)
+
+PAPER_NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+             -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+             0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+             0.7229568362236023, 1.0]
+
+
+def test_nf4_table_is_the_papers_to_7_decimals():
+    code = nf4_code(torch.float64)
+    assert code.shape == (16,) and code[7] == 0 and code[0] == -1 and code[-1] == 1
+    assert torch.allclose(code, torch.tensor(PAPER_NF4, dtype=torch.float64), atol=5e-8, rtol=0)
+    # stored in float32, as the paper's values are: equal up to one float32 rounding step
+    assert torch.allclose(nf4_code(), torch.tensor(PAPER_NF4), atol=6e-8, rtol=0)
+
+
+@pytest.mark.parametrize("name, distinct", [("nf4", 16), ("fp4", 15), ("int4", 15)])
+def test_every_code_is_sorted_in_minus_one_one_with_an_exact_zero(name, distinct):
+    code = code_table(name)
+    assert len(code.unique()) == distinct and torch.equal(code, code.sort().values)
+    assert code.min() == -1 and code.max() == 1 and (code == 0).any()
+
+
+def test_unknown_code_names_the_field():
+    with pytest.raises(ValueError, match="code='nf3'"):
+        code_table("nf3")
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 129])
+def test_packing_round_trip(n):
+    index = torch.randint(0, 16, (n,), generator=torch.Generator().manual_seed(n))
+    packed = pack_4bit(index)
+    assert packed.dtype == torch.uint8 and packed.numel() == (n + 1) // 2
+    assert torch.equal(unpack_4bit(packed, n), index)
+    assert pack_4bit(torch.tensor([1, 2]))[0] == 0x12  # the first index in the high nibble
+
+
+@pytest.mark.parametrize("name", ["nf4", "fp4", "int4"])
+def test_rounding_error_is_at_most_half_the_largest_gap_times_the_block_absmax(name):
+    code = code_table(name)
+    w = torch.randn(37, 50, generator=torch.Generator().manual_seed(0)) * 0.05
+    packed, absmax = quantize_4bit(w, code, blocksize=64)
+    w_hat = dequantize_4bit(packed, absmax, code, w.shape, blocksize=64)
+    bound = (code.diff().max() / 2) * absmax.repeat_interleave(64)[: w.numel()].view(w.shape)
+    assert ((w - w_hat).abs() <= bound + 1e-7).all()
+    assert torch.allclose(absmax, torch.nn.functional.pad(w.flatten(), (0, -w.numel() % 64)).view(-1, 64).abs().amax(1))
+
+
+def test_double_quantisation_round_trip_within_half_a_step():
+    absmax = torch.rand(1000, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.01
+    q, c2, mean = quantize_constants(absmax, blocksize=256)
+    assert q.dtype == torch.int8 and c2.shape == (4,) and torch.isclose(mean, absmax.mean())
+    back = dequantize_constants(q, c2, mean, blocksize=256)
+    step = (c2 / 127).repeat_interleave(256)[:1000]
+    assert ((back - absmax).abs() <= step / 2 + 1e-7).all()
+
+
+def test_bits_per_weight_with_double_quantisation():
+    layer = Linear4bit.from_linear(nn.Linear(768, 768))
+    bits = layer.storage_bits() / (768 * 768)
+    assert bits == pytest.approx(4 + 8 / 64 + 32 / (64 * 256), abs=1e-4)  # 4.127
+    plain = Linear4bit.from_linear(nn.Linear(768, 768), double_quant=False)
+    assert plain.storage_bits() / (768 * 768) == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize("double_quant", [True, False])
+def test_linear4bit_computes_with_its_dequantised_weight(double_quant):
+    torch.manual_seed(0)
+    linear = nn.Linear(96, 40)
+    layer = Linear4bit.from_linear(linear, double_quant=double_quant)
+    x = torch.randn(3, 5, 96)
+    torch.testing.assert_close(layer(x), x @ layer.weight.T + linear.bias)
+    assert not list(p for p in layer.parameters() if p.requires_grad)
+    error = (layer.weight - linear.weight).abs().max()
+    assert 0 < error < linear.weight.abs().max() * 0.15  # close, not equal: at most half the widest NF4 gap (0.28)
+    assert "code=nf4" in repr(layer)
