@@ -7,8 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from methods.qlora import (Linear4bit, code_table, dequantize_4bit, dequantize_constants, nf4_code, pack_4bit,
-                           quantize_4bit, quantize_constants, unpack_4bit)
+from methods.qlora import (
+    Linear4bit,
+    code_table,
+    dequantize_4bit,
+    dequantize_constants,
+    nf4_code,
+    pack_4bit,
+    quantize_4bit,
+    quantize_constants,
+    unpack_4bit,
+)
 
 PAPER_NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
              -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
@@ -82,5 +91,6 @@ def test_linear4bit_computes_with_its_dequantised_weight(double_quant):
     torch.testing.assert_close(layer(x), x @ layer.weight.T + linear.bias)
     assert not list(p for p in layer.parameters() if p.requires_grad)
     error = (layer.weight - linear.weight).abs().max()
-    assert 0 < error < linear.weight.abs().max() * 0.15  # close, not equal: at most half the widest NF4 gap (0.28)
+    # close, not equal: at most half the widest NF4 gap (0.28 / 2) of a block absmax, plus the 8-bit rounding of it
+    assert 0 < error < linear.weight.abs().max() * 0.16
     assert "code=nf4" in repr(layer)
