@@ -28,10 +28,17 @@ are not reproduced here.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .api.layers import AdapterLayer, add_to_layer
+from .api.registry import register
+from .api.targets import find_targets, replace_module
+from .lora import LoraConfig, LoraLinear
 
 NF4_OFFSET = 0.9677083  # δ ≈ 1 - ½(1/32 + 1/30): the outermost quantile used, so that the codes end at ±1
 CODES = ("nf4", "fp4", "int4")
@@ -195,6 +202,90 @@ class Linear4bit(nn.Module):
             return bits + self.qabsmax.numel() * 8 + self.absmax_c2.numel() * 32 + 32
         return bits + self.absmax.numel() * 32
 
+    def dequantized(self) -> nn.Linear:
+        """A plain float32 `nn.Linear` holding the dequantised weight (and the bias)."""
+        linear = nn.Linear(self.in_features, self.out_features, self.bias is not None, device=self.qweight.device)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight)
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear.requires_grad_(False)
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, code={self.code_name}, "
                 f"blocksize={self.blocksize}, double_quant={self.double_quant}")
+
+
+@torch.no_grad()
+def quantize_linears_(model: nn.Module, names: list[str], code: str = "nf4", blocksize: int = 64,
+                      double_quant: bool = True) -> dict[str, float]:
+    """Replace each named `nn.Linear` of `model` by a `Linear4bit` (in place; a name that is already 4-bit is
+    left alone). Returns the largest absolute rounding error of each replaced weight — e.g. to report what
+    re-quantising a merged model costs."""
+    errors = {}
+    for name in names:
+        module = model.get_submodule(name)
+        if isinstance(module, nn.Linear):
+            q = Linear4bit.from_linear(module, code, blocksize, double_quant)
+            errors[name] = (q.weight - module.weight).abs().max().item()
+            replace_module(model, name, q)
+    return errors
+
+
+# ---- QLoRA: LoRA on the 4-bit base ------------------------------------------------------------------------------
+class QLoraLinear(LoraLinear):
+    """LoRA on a `Linear4bit`. Merging cannot add ΔW into 4-bit codes without rounding it away, so `merge()`
+    first dequantises the layer for good (a float `nn.Linear` replaces the `Linear4bit` under the wrapper), then
+    adds ΔW exactly; `merge_and_unload()` therefore returns a float model, and `quantize_linears_` re-quantises
+    it when asked (reporting the rounding error). `bitsandbytes` instead re-quantises inside merge, with a
+    warning that generations may change."""
+
+    @torch.no_grad()
+    def merge(self, adapter_names: list[str] | None = None) -> None:
+        holder: AdapterLayer = self
+        while isinstance(holder.base_layer, AdapterLayer):
+            holder = holder.base_layer
+        if isinstance(holder.base_layer, Linear4bit):
+            holder.base_layer = holder.base_layer.dequantized()
+        super().merge(adapter_names)
+
+
+BLOCK_LINEARS_REGEX = r".*\.(attn|cross_attn)\.[qkvo]|.*\.ffn\.fc[12]"
+
+
+@register("qlora")
+@dataclass
+class QLoraConfig(LoraConfig):
+    """LoRA (every field of `LoraConfig`) on a base whose target layers are first stored in 4 bits.
+    target_modules: default every linear layer of the blocks (the paper's recommendation: LoRA on q and v alone
+    does not match 16-bit fine-tuning); code: "nf4" (the paper), "fp4" or "int4"; blocksize: weights per absmax
+    constant (64); double_quant: quantise the constants too (0.127 instead of 0.5 bit per weight).
+
+    lr 1e-3, as LoRA; the paper's recipe (r = 64, α = 16, lr 2e-4, constant schedule) is for 7B-65B models."""
+
+    target_modules: list[str] | str = BLOCK_LINEARS_REGEX
+    code: str = "nf4"
+    blocksize: int = 64
+    double_quant: bool = True
+
+    noop_at_init: ClassVar[bool] = False  # the base itself is quantised: outputs differ from the float base
+    alters_base: ClassVar[bool] = True
+    invalid_examples: ClassVar[list[tuple[dict, str]]] = LoraConfig.invalid_examples + [
+        ({"code": "nf3"}, "code"), ({"blocksize": 63}, "blocksize"), ({"double_quant": 1}, "double_quant")]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.code not in CODES:
+            raise ValueError(f"QLoraConfig.code={self.code!r} is not allowed; allowed: {CODES}")
+        if isinstance(self.blocksize, bool) or not isinstance(self.blocksize, int) or self.blocksize < 2 \
+                or self.blocksize % 2:
+            raise ValueError(f"QLoraConfig.blocksize must be an even integer >= 2, got {self.blocksize!r}")
+        if not isinstance(self.double_quant, bool):
+            raise ValueError(f"QLoraConfig.double_quant must be True or False, got {self.double_quant!r}")
+
+    def prepare(self, model: nn.Module, adapter_name: str = "default") -> None:
+        names = self._targets(find_targets(model, self.target_modules, kinds=(nn.Linear, Linear4bit)))
+        quantize_linears_(model, names, self.code, self.blocksize, self.double_quant)
+        for name in names:
+            add_to_layer(model, name, QLoraLinear, adapter_name, r=self.r, lora_alpha=self.lora_alpha,
+                         lora_dropout=self.lora_dropout, use_rslora=self.use_rslora)

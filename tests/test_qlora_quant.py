@@ -94,3 +94,46 @@ def test_linear4bit_computes_with_its_dequantised_weight(double_quant):
     # close, not equal: at most half the widest NF4 gap (0.28 / 2) of a block absmax, plus the 8-bit rounding of it
     assert 0 < error < linear.weight.abs().max() * 0.16
     assert "code=nf4" in repr(layer)
+
+
+# ---- QLoRA: LoRA on the 4-bit base ---------------------------------------------------------------------------
+def _qlora(**kw):
+    import methods as M
+    from methods.qlora import QLoraConfig
+    from minitransformer import BertForSequenceClassification
+    from minitransformer import TransformerConfig as Cfg
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(Cfg.tiny(d_model=64, d_ff=128), 2, pooling="mean").eval()
+    float_model = __import__("copy").deepcopy(model)
+    return M.get_peft_model(model, QLoraConfig(r=4, **kw)), float_model
+
+
+def test_qlora_quantises_every_block_linear_and_wraps_it():
+    from methods.qlora import QLoraLinear
+    peft, _ = _qlora()
+    layer = peft.base_model.bert.layers[0]
+    for m in (layer.attn.q, layer.attn.k, layer.attn.v, layer.attn.o, layer.ffn.fc1, layer.ffn.fc2):
+        assert isinstance(m, QLoraLinear) and isinstance(m.base_layer, Linear4bit)
+    assert type(peft.base_model.classifier.original_module) is nn.Linear  # the head is not quantised
+    c = peft.base_model.config
+    per_layer = 4 * 4 * (c.d_model + c.d_model) + 4 * (c.d_model + c.d_ff) + 4 * (c.d_ff + c.d_model)
+    assert peft.get_nb_trainable_parameters()[0] == c.n_layers * per_layer + c.d_model * 2 + 2
+
+
+def test_qlora_merge_dequantises_and_requantising_reports_the_error():
+    from methods.qlora import quantize_linears_
+    peft, float_model = _qlora()
+    x = torch.randint(3, 100, (2, 6))
+    with torch.no_grad():
+        for n, p in peft.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    peft.eval()
+    want = peft(input_ids=x).logits
+    merged = peft.merge_and_unload()
+    assert type(merged.bert.layers[0].attn.q) is nn.Linear  # float again: W_deq + ΔW
+    torch.testing.assert_close(merged(input_ids=x).logits, want, atol=1e-5, rtol=0)
+    names = [n for n, m in merged.named_modules() if isinstance(m, nn.Linear) and ".layers." in n]
+    errors = quantize_linears_(merged, names)
+    assert set(errors) == set(names) and all(0 < e < 0.1 for e in errors.values())
+    assert isinstance(merged.bert.layers[0].attn.q, Linear4bit)

@@ -67,6 +67,9 @@ class PeftConfig:
     trains_base_weights: ClassVar[bool] = False
     task_types: ClassVar[tuple[str, ...]] = TASK_TYPES  # the task types the method supports
     noop_at_init: ClassVar[bool] = True  # the wrapped model computes exactly the base's outputs at init
+    # True when prepare() changes the frozen base itself (QLoRA stores it in 4 bits): disable_adapter() then gives
+    # that changed base, not the original one
+    alters_base: ClassVar[bool] = False
     # For the contract test: (constructor kwargs, the field its ValueError must name). Subclasses add theirs.
     invalid_examples: ClassVar[list[tuple[dict, str]]] = [
         ({"task_type": "TOKEN_CLS"}, "task_type"),
