@@ -9,12 +9,17 @@ Importing the package registers every method in `METHODS` (name -> config class)
 from .api.config import PeftConfig, TaskType
 from .api.peft_model import PeftModel, expected_trainable_parameters, get_peft_model
 from .api.registry import METHODS, get_method, register
+from .adalora import AdaLoraConfig
 from .baselines import FullFineTuningConfig, LinearProbeConfig
 from .bitfit import BitFitConfig
+from .ia3 import IA3Config
+from .lora import LoraConfig
+from .qlora import QLoraConfig
 from .random_subset import RandomSubsetConfig
 
 __all__ = [
     "PeftConfig", "TaskType", "PeftModel", "get_peft_model", "expected_trainable_parameters",
     "METHODS", "get_method", "register",
     "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig", "RandomSubsetConfig",
+    "LoraConfig", "AdaLoraConfig", "QLoraConfig", "IA3Config",
 ]
