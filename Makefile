@@ -24,7 +24,8 @@ data: install
 # A first look at the comparison: every registered method on rt from mini-bert (pretrained first if missing), one
 # seed, 150 steps (the committed tables: 3 seeds, 300 steps), each method at its default lr only (no sweep; the
 # header says all of this), written to data/results/ (ignored by git), so that a first run on a fresh 2-core
-# machine, base creation included, stays within 15 minutes (measured: DEMO_TIME).
+# machine, base creation included, stays within 15 minutes (an estimate from its parts, not yet timed end to end
+# with eight methods: venv + data 2-3 min, mini-bert 6-9 min, eight runs of 150 steps 3-5 min).
 demo: install data
 	$(BIN)/python -m methods.compare --seeds 1 --grid default --steps 150
 
@@ -69,25 +70,26 @@ probe: pretrain
 # Every committed figure under results/ (README "Results", notebooks 02-04), in this order. `--cache` keeps each
 # finished run in data/cache/compare/ so that a later command reuses the earlier ones' runs (the scan's seed-0 grids
 # of full fine-tuning and the linear probe); delete that folder after changing a method or the training loop.
-# Times measured on a 2-core CPU shared with other jobs (load average 10-17), torch 2.13.0+cpu, 2 threads:
+# Times of the run that wrote the committed files: 2-core CPU, torch 2.13.0+cpu, 2 threads, partly shared with tests
+# and a notebook (so upper bounds), each command reusing the earlier ones' cached runs; about 2 h 10 min in all:
 # COMPARED: the methods of the committed tables beside full fine-tuning and the linear probe (which always run).
 COMPARED ?= bitfit,random_subset
 results: pretrain
-	# which task and label budget leave the widest full-vs-probe gap (seed 0, dev): 19 + 14 min
+	# which task and label budget leave the widest full-vs-probe gap (seed 0, dev): 25 min
 	$(BIN)/python -m methods.compare --scan --cache --out results
-	# rt, all labels, 4 methods x 4 lrs (seed 0), then seeds 1-2 at the dev-chosen lr: TIME_B
+	# rt, all labels, each method's grid (seed 0), then seeds 1-2 at the dev-chosen lr: 23 min
 	$(BIN)/python -m methods.compare --cache --out results --methods $(COMPARED)
-	# the headline setting (the scan's widest gap): trec, all labels: TIME_C
+	# the headline setting (the scan's widest gap): trec, all labels: 30 min
 	$(BIN)/python -m methods.compare --cache --out results --task trec --methods $(COMPARED)
-	# rt, 1,000 labels: TIME_D1
+	# rt, 1,000 labels: 17 min
 	$(BIN)/python -m methods.compare --cache --out results --labels 1000 --steps 150 --methods $(COMPARED)
-	# the control without pretraining (full fine-tuning and the linear probe only): TIME_D2
+	# the control without pretraining (full fine-tuning and the linear probe only): 4 + 5 min
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full --labels 1000 --steps 150
-	# MiniLM (about 1 s a step on 2 cores): 1 seed, each method at the lr it chose on mini-bert's dev: TIME_E
+	# MiniLM (about 1.3 s a step on 2 cores): 1 seed, each method at the lr it chose on mini-bert's dev: 13 + 13 min
 	$(BIN)/python -m methods.compare --cache --out results --base minilm --steps 150 --seeds 1 --grid from:compare_rt_mini-bert \
 	  --methods $(COMPARED)
 	$(BIN)/python -m methods.compare --cache --out results --base minilm --steps 150 --seeds 1 --labels 1000 \
 	  --grid from:compare_rt_mini-bert_1000 --methods $(COMPARED)
-	# the L-BFGS probe, fine-tunes and Naive Bayes of "What the bases know": TIME_P
+	# the L-BFGS probe, fine-tunes and Naive Bayes of "What the bases know": 6 min
 	$(BIN)/python -m minitransformer.bases.probe

@@ -38,7 +38,7 @@ from ..core import mean_pool
 from ..training.batching import pad_batch
 from ..training.env import is_quick
 from ..training.train import TrainConfig, encode_classification, evaluate, flush_denormal, train
-from .checkpoints import checkpoint_dir
+from .checkpoints import TRAINED, checkpoint_dir
 from .datasets import load_split, results_dir
 from .pretrain import load_pretrained, load_pretrained_classifier
 
@@ -192,8 +192,10 @@ def run(seeds: int = 3, bases: tuple[str, ...] = BASES, what: tuple[str, ...] = 
 
 def _record(base: str, quick: bool, row: dict) -> None:
     """Add the probe figures to the checkpoint's metrics.json (MiniLM has no checkpoint folder)."""
+    if base not in TRAINED:  # MiniLM (and the random base) have no checkpoint folder
+        return
     path = checkpoint_dir(base, quick) / "metrics.json"
-    if base != "minilm" and path.exists():
+    if path.exists():
         metrics = json.loads(path.read_text())
         metrics["probe_rt"] = {"dev": row["dev"], "test": row["test"]}
         path.write_text(json.dumps(metrics, indent=2))
