@@ -6,10 +6,10 @@
 Importing the package registers every method in `METHODS` (name -> config class).
 """
 
+from .adalora import AdaLoraConfig
 from .api.config import PeftConfig, TaskType
 from .api.peft_model import PeftModel, expected_trainable_parameters, get_peft_model
 from .api.registry import METHODS, get_method, register
-from .adalora import AdaLoraConfig
 from .baselines import FullFineTuningConfig, LinearProbeConfig
 from .bitfit import BitFitConfig
 from .ia3 import IA3Config

@@ -44,7 +44,7 @@ from .api.config import PeftConfig, check_positive
 from .api.counting import linear_table
 from .api.layers import AdapterLayer, add_to_layer, wrappers
 from .api.registry import register
-from .api.targets import find_targets, selects
+from .api.targets import find_targets, select_targets
 
 if TYPE_CHECKING:
     from .api.peft_model import PeftModel
@@ -203,8 +203,7 @@ class AdaLoraConfig(PeftConfig):
 
     # ---- surgery, counting ---------------------------------------------------------------------------------
     def _targets(self, names: list[str]) -> list[str]:
-        whole = self.resolved_modules_to_save()
-        return [n for n in names if selects(n, self.target_modules) and not any(selects(n, [m]) for m in whole)]
+        return select_targets(names, self.target_modules, self.resolved_modules_to_save())
 
     def prepare(self, model: nn.Module, adapter_name: str = "default") -> None:
         for name in self._targets(find_targets(model, self.target_modules)):

@@ -36,7 +36,7 @@ from .api.config import PeftConfig
 from .api.counting import linear_table
 from .api.layers import AdapterLayer, add_to_layer
 from .api.registry import register
-from .api.targets import find_targets, selects
+from .api.targets import find_targets, select_targets, selects
 
 
 class IA3Linear(AdapterLayer):
@@ -77,7 +77,9 @@ class IA3Linear(AdapterLayer):
         return y
 
     @torch.no_grad()
-    def _rescale(self, l: torch.Tensor, inverse: bool) -> None:
+    def fold(self, adapter_name: str, inverse: bool) -> None:
+        """Multiply the vector into the base weight (divide it out with `inverse`), unlike the additive default."""
+        l = self.ia3_l[adapter_name]
         f = 1 / l if inverse else l
         layer = self.get_base_layer()
         if self.is_feedforward:
@@ -86,23 +88,6 @@ class IA3Linear(AdapterLayer):
             layer.weight.mul_(f[:, None])  # diag(l) W: the rows, and the bias with them
             if layer.bias is not None:
                 layer.bias.mul_(f)
-
-    @torch.no_grad()
-    def merge(self, adapter_names: list[str] | None = None) -> None:
-        """Fold each vector into the base weight (multiplicative, unlike the additive default). Idempotent."""
-        for name in self.active_adapters if adapter_names is None else adapter_names:
-            if name in self.merged_adapters:
-                continue
-            if name not in self.adapter_names:
-                raise ValueError(f"cannot merge unknown adapter {name!r}; this layer holds {self.adapter_names}")
-            self._rescale(self.ia3_l[name], inverse=False)
-            self.merged_adapters.append(name)
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """Divide the vectors out again, last merged first. Idempotent."""
-        while self.merged_adapters:
-            self._rescale(self.ia3_l[self.merged_adapters.pop()], inverse=True)
 
     def extra_repr(self) -> str:
         return f"scales={'input' if self.is_feedforward else 'output'}, " + super().extra_repr()
@@ -146,9 +131,8 @@ class IA3Config(PeftConfig):
 
     def _targets(self, names: list[str]) -> list[tuple[str, bool]]:
         """(name, is_feedforward) of every rescaled module, minus the modules trained in full (the head)."""
-        whole = self.resolved_modules_to_save()
-        return [(n, selects(n, self.feedforward_modules)) for n in names
-                if selects(n, self.target_modules) and not any(selects(n, [m]) for m in whole)]
+        chosen = select_targets(names, self.target_modules, self.resolved_modules_to_save())
+        return [(n, selects(n, self.feedforward_modules)) for n in chosen]
 
     def prepare(self, model: nn.Module, adapter_name: str = "default") -> None:
         for name, ff in self._targets(find_targets(model, self.target_modules)):

@@ -42,7 +42,7 @@ from .api.config import PeftConfig, check_positive
 from .api.counting import linear_table
 from .api.layers import AdapterLayer, add_to_layer
 from .api.registry import register
-from .api.targets import find_targets, selects
+from .api.targets import find_targets, select_targets
 
 
 class LoraLinear(AdapterLayer):
@@ -132,8 +132,7 @@ class LoraConfig(PeftConfig):
 
     def _targets(self, names: list[str]) -> list[str]:
         """The selected names, minus the modules trained in full (a head in modules_to_save is not also LoRA'd)."""
-        whole = self.resolved_modules_to_save()
-        return [n for n in names if selects(n, self.target_modules) and not any(selects(n, [m]) for m in whole)]
+        return select_targets(names, self.target_modules, self.resolved_modules_to_save())
 
     def prepare(self, model: nn.Module, adapter_name: str = "default") -> None:
         for name in self._targets(find_targets(model, self.target_modules)):

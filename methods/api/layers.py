@@ -122,15 +122,23 @@ class AdapterLayer(nn.Module):
                 continue
             if name not in self.adapter_names:
                 raise ValueError(f"cannot merge unknown adapter {name!r}; this layer holds {self.adapter_names}")
-            self.get_base_layer().weight += self.delta_weight(name)
+            self.fold(name, inverse=False)
             self.merged_adapters.append(name)
 
     @torch.no_grad()
     def unmerge(self) -> None:
         """W -= ΔW for every merged adapter, last merged first. Idempotent (nothing merged: nothing to do)."""
         while self.merged_adapters:
-            name = self.merged_adapters.pop()
-            self.get_base_layer().weight -= self.delta_weight(name)
+            self.fold(self.merged_adapters.pop(), inverse=True)
+
+    @torch.no_grad()
+    def fold(self, adapter_name: str, inverse: bool) -> None:
+        """Put one adapter into the base weight (W += ΔW) or take it out (W -= ΔW); a multiplicative method
+        ((IA)³) overrides this alone."""
+        if inverse:
+            self.get_base_layer().weight -= self.delta_weight(adapter_name)
+        else:
+            self.get_base_layer().weight += self.delta_weight(adapter_name)
 
     def extra_repr(self) -> str:
         return f"adapters={self.adapter_names}, active={self.active_adapters}, merged={self.merged_adapters}"

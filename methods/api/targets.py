@@ -65,6 +65,12 @@ def selects(name: str, target_modules: list[str] | str) -> bool:
     return any(matches(name, t) for t in target_modules)
 
 
+def select_targets(names: list[str], target_modules: list[str] | str, modules_to_save: list[str]) -> list[str]:
+    """The names `target_modules` selects, minus the modules trained in full (a head in `modules_to_save` is not
+    also wrapped by the method)."""
+    return [n for n in names if selects(n, target_modules) and not any(selects(n, [m]) for m in modules_to_save)]
+
+
 def is_kind(module: nn.Module, kinds: tuple[type, ...]) -> bool:
     """`module` is one of `kinds`, or a wrapper (AdapterLayer) whose base layer is: a wrapped `attn.q` is still
     the Linear `attn.q` for the next method."""
