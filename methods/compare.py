@@ -98,7 +98,7 @@ GRID_WORDS = {"sweep": "each method swept over its lr grid", "default": "each me
 SELECTIONS = ("seed0", "all")
 REFERENCES = ("full", "linear_probe")  # always run: the reference lines of every table and plot
 DISPLAY = {"full": "full fine-tuning", "linear_probe": "linear probe (AdamW)", "bitfit": "BitFit",
-           "random_subset": "random subset"}
+           "random_subset": "random subset", "lora": "LoRA", "adalora": "AdaLoRA", "qlora": "QLoRA", "ia3": "(IA)³"}
 SCAN_TASKS = ("rt", "trec")  # sms_spam is left out: its majority floor is 0.876 and the gap has little room
 SCAN_LABELS = 1000
 LABELS_STEPS = 150  # steps with --labels 1000 in `make results`: about 5 epochs of the subset

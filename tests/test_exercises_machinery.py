@@ -81,3 +81,18 @@ def test_other_exceptions_propagate_with_the_exercise_number(capsys):
         check(7, lambda: 1 / 0, 1)
     assert "Exercise 7: your code raised ZeroDivisionError" in capsys.readouterr().out
     assert any("Exercise 7" in n for n in getattr(info.value, "__notes__", ["Exercise 7"]))
+
+
+def test_check_choice(capsys):
+    from minitransformer.teaching.exercises import check_choice
+    measured = {"merged": 1.0, "unmerged": 1.4}
+    assert check_choice(7, lambda: "unmerged", measured, "two matmuls") is True
+    assert "Exercise 7: correct" in capsys.readouterr().out
+    assert check_choice(7, lambda: "merged", measured, "two matmuls") is False
+    out = capsys.readouterr().out
+    assert "not yet" in out and "'unmerged' wins" in out and "two matmuls" in out
+    assert check_choice(7, lambda: "merged", measured, "one matmul", higher_wins=False) is True
+    assert check_choice(7, lambda: "neither", measured, "") is False
+    assert "answer one of" in capsys.readouterr().out
+    assert check_choice(7, lambda: (_ for _ in ()).throw(NotImplementedError()), measured, "") is None
+    assert "not attempted yet" in capsys.readouterr().out

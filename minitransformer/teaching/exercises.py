@@ -247,3 +247,27 @@ def _describe_arg(a: object) -> str:
     if isinstance(a, torch.Tensor):
         return short(a)
     return type(a).__name__ if isinstance(a, (dict, torch.nn.Module)) else repr(a)
+
+
+def check_choice(k: int | str, prediction: Callable[[], Any], measured: dict[Any, float], why: str, *,
+                 higher_wins: bool = True, unit: str = "") -> bool | None:
+    """A prediction measured by the next cell: `prediction()` names one of the keys of `measured` (the options,
+    each with the number the notebook measured for it); it is right when its option has the highest number
+    (`higher_wins=False`: the lowest). `why` is printed with the verdict either way — the point of a prediction
+    exercise is the reason, not the guess. None = not attempted, True = right, False = not yet; never raises
+    on a wrong answer."""
+    attempted, got = _call(k, prediction)
+    if not attempted:
+        print(f"Exercise {k}: not attempted yet")
+        return None
+    if got not in measured:
+        print(f"Exercise {k}: not yet — answer one of {', '.join(map(repr, measured))}, got {short(got)}")
+        return False
+    best = (max if higher_wins else min)(measured.values())
+    shown = ", ".join(f"{key!r}: {value:.4g}{unit}" for key, value in measured.items())
+    if measured[got] == best:
+        print(f"Exercise {k}: correct (measured {shown}) — {why}")
+        return True
+    winner = next(key for key, value in measured.items() if value == best)
+    print(f"Exercise {k}: not yet — measured {shown}: {winner!r} wins. {why}")
+    return False
