@@ -426,6 +426,25 @@ def plot(result: dict):
     return fig
 
 
+def difference(result: dict, a: str, b: str) -> tuple[float, float | None]:
+    """Test mean of method `a` minus that of `b` in a comparison, and its standard error over the seeds,
+    se = sqrt((s_a² + s_b²) / n) (None with a single seed, where no error can be given)."""
+    for m in (a, b):
+        if m not in result["methods"]:
+            raise ValueError(f"difference: method {m!r} is not in this comparison; it has {', '.join(result['methods'])}")
+    va, vb, n = result["methods"][a]["test"], result["methods"][b]["test"], len(result["seeds"])
+    se = ((va["std"] ** 2 + vb["std"] ** 2) / n) ** 0.5 if n > 1 else None
+    return va["mean"] - vb["mean"], se
+
+
+def verdict(d: float, se: float | None, threshold: float = 0.0) -> str:
+    """Is the difference `d` above `threshold` beyond the noise? "yes" when d − 2·se > threshold, "no" when
+    d + 2·se < threshold, else "within noise" (with one seed, se = 0 and the verdict says "(1 seed)")."""
+    s = 0.0 if se is None else se
+    word = "yes" if d - 2 * s > threshold else "no" if d + 2 * s < threshold else "within noise"
+    return word + (" (1 seed)" if se is None else "")
+
+
 def stem_of(task: str, base: str, labels: int | None = None, quick: bool = False) -> str:
     return f"compare_{task}_{base}{f'_{labels}' if labels else ''}{'_quick' if quick else ''}"
 

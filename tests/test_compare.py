@@ -175,3 +175,15 @@ def test_run_cache_reuses_the_same_run_only(monkeypatch, tmp_path):
     assert again == first and other["dev_acc"] == 0.6 and "history" not in first
     compare.cached_run_one("bitfit", 0, "random", data, 5, 4, 0.1, None)  # no cache: trains again
     assert len(calls) == 3
+
+
+def test_difference_and_verdict():
+    from methods.compare import difference, verdict
+    r = {"seeds": [0, 1, 2], "methods": {"a": {"test": {"mean": 0.80, "std": 0.01}},
+                                         "b": {"test": {"mean": 0.75, "std": 0.02}}}}
+    d, se = difference(r, "a", "b")
+    assert d == pytest.approx(0.05) and se == pytest.approx(((0.01**2 + 0.02**2) / 3) ** 0.5)
+    assert verdict(d, se) == "yes" and verdict(-d, se) == "no" and verdict(0.01, se) == "within noise"
+    assert verdict(d, se, threshold=0.1) == "no" and verdict(0.02, None) == "yes (1 seed)"
+    with pytest.raises(ValueError, match="'c' is not in this comparison"):
+        difference(r, "a", "c")
