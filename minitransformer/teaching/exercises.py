@@ -59,6 +59,16 @@ def short(x: Any) -> str:
     return _short.repr(x)
 
 
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The index of position `flat` in a row-major tensor of `shape` (torch.unravel_index costs seconds on its
+    first call)."""
+    idx = []
+    for size in reversed(shape):
+        flat, j = divmod(flat, size)
+        idx.append(j)
+    return tuple(reversed(idx))
+
+
 def mismatch(expected: Any, got: Any, atol: float = 1e-6, rtol: float = 0.0, path: str = "") -> str | None:
     """None when `got` matches `expected`, else a short description of the first difference."""
     where = f" at {path}" if path else ""
@@ -83,7 +93,7 @@ def mismatch(expected: Any, got: Any, atol: float = 1e-6, rtol: float = 0.0, pat
         if torch.allclose(b, a, atol=atol, rtol=rtol, equal_nan=True):
             return None
         i = int((~torch.isclose(b, a, atol=atol, rtol=rtol, equal_nan=True)).flatten().nonzero()[0])
-        idx = tuple(int(j) for j in torch.unravel_index(torch.tensor(i), a.shape)) if a.dim() else ()
+        idx = _unravel(i, tuple(a.shape))
         return (f"expected {short(expected)}{where}, got {short(got)} "
                 f"(first difference at index {idx}: {a.flatten()[i].item():.6g} vs {b.flatten()[i].item():.6g})")
     if isinstance(expected, (tuple, list)):
