@@ -110,7 +110,7 @@ class AdaLoraLinear(AdapterLayer):
         state = self.importance.get(adapter_name, {})
         r = self.lora_E[adapter_name].shape[0]
         if not state:
-            return torch.zeros(r)
+            return torch.zeros(r, device=self.lora_E[adapter_name].device)
         s = {k: (ipt * unc) for k, (ipt, unc) in state.items()}
         return s["E"].view(-1) + s["A"].mean(dim=1) + s["B"].mean(dim=0)
 
@@ -273,7 +273,7 @@ class AdaLoraConfig(PeftConfig):
     def _apply_pattern(self, layers: list[tuple[str, AdaLoraLinear]], adapter: str) -> None:
         for name, layer in layers:
             if name in self.rank_pattern:
-                keep = torch.tensor(self.rank_pattern[name])
+                keep = torch.tensor(self.rank_pattern[name], device=layer.lora_E[adapter].device)  # GPU models
                 layer.lora_E[adapter].masked_fill_(~keep[:, None], 0.0)
 
     def final_ranks(self) -> dict[str, int]:
