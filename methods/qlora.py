@@ -20,7 +20,8 @@ the fly in each forward pass (the paper's eq. 5–6):
   The bits are the same; the rounding of the constants differs slightly.
 
 Plugs in at: every frozen `nn.Linear` of the blocks is replaced by a `Linear4bit` that holds the packed codes
-and the constants (buffers, no parameters) and dequantises its weight in `forward`; LoRA then wraps it.
+and the constants (buffers, no parameters) and dequantises its weight in `forward`, and again in the backward
+pass (so that no float copy of the weight is kept alive between the two); LoRA then wraps it.
 Paged optimizers (optimizer state in CUDA unified memory, paged to CPU RAM on a memory spike) need a GPU: they
 are not reproduced here.
 """
@@ -132,6 +133,27 @@ def dequantize_constants(q: torch.Tensor, c2: torch.Tensor, mean: torch.Tensor, 
 
 
 # ---- a frozen linear layer stored in 4 bits -------------------------------------------------------------------
+class _DequantLinear(torch.autograd.Function):
+    """y = x·Wᵀ + b with W dequantised from the layer's 4-bit codes in the forward *and again* in the backward.
+
+    `F.linear(x, layer.weight)` would save the dequantised float W for the backward (grad_x = grad_y·W), so every
+    quantised layer would hold a full float copy of its weight from the forward to the backward: the memory the 4
+    bits saved would come back during training. Here only a reference to the layer is kept, and W is rebuilt when
+    the gradient needs it (as `bitsandbytes`' MatMul4Bit does). W is frozen: it gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bias: torch.Tensor | None, layer: Linear4bit) -> torch.Tensor:
+        ctx.layer = layer
+        return F.linear(x, layer.weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_x = grad_out @ ctx.layer.weight.to(grad_out.dtype) if ctx.needs_input_grad[0] else None
+        # the bias is frozen in QLoRA; should a caller unfreeze it, it gets its gradient all the same
+        grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_b, None
+
+
 class Linear4bit(nn.Module):
     """A frozen `nn.Linear` whose weight is kept as 4-bit codes plus (double-quantised) block constants, and
     dequantised in every forward pass. Built with `Linear4bit.from_linear(linear)`. `weight` returns the
@@ -193,7 +215,7 @@ class Linear4bit(nn.Module):
                                self.blocksize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+        return _DequantLinear.apply(x, self.bias, self)
 
     def storage_bits(self) -> int:
         """Bits of the frozen weight as stored: the codes and the constants (the code table and the bias aside)."""

@@ -96,6 +96,31 @@ def test_linear4bit_computes_with_its_dequantised_weight(double_quant):
     assert "code=nf4" in repr(layer)
 
 
+def test_linear4bit_keeps_no_float_weight_between_forward_and_backward():
+    """The backward dequantises W again: autograd saves no float (out, in) copy of it (which would give back, during
+    training, the memory the 4 bits saved), and the gradients are those of x @ W_deqᵀ + b."""
+    torch.manual_seed(0)
+    layer = Linear4bit.from_linear(nn.Linear(96, 40))
+    x = torch.randn(3, 5, 96, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = layer(x)
+    assert not {(40, 96), (96, 40)} & set(saved), saved
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g @ layer.weight)
+    layer.bias.requires_grad_(True)  # frozen in QLoRA; unfrozen, it must still get its gradient
+    x.grad = None
+    layer(x).backward(g)
+    torch.testing.assert_close(layer.bias.grad, g.sum((0, 1)))
+    torch.testing.assert_close(x.grad, g @ layer.weight)
+
+
 # ---- QLoRA: LoRA on the 4-bit base ---------------------------------------------------------------------------
 def _qlora(**kw):
     import methods as M
