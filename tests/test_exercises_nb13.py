@@ -4,10 +4,9 @@ package."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from solutions import nb13
-from solutions.contract import assert_solution_passes_and_stub_is_not_attempted, assert_wrong_answer_gets_its_hint, stub
+from solutions.contract import checker_tests, stub
 
 from methods import AdaLoraConfig, get_peft_model
 from methods import adalora as adalora_module
@@ -43,14 +42,8 @@ WRONG = [  # (exercise, wrong answer, words the hint must contain)
 ]
 
 
-@pytest.mark.parametrize("k", sorted(CHECKS))
-def test_solution_passes_and_stub_is_not_attempted(k, capsys):
-    assert_solution_passes_and_stub_is_not_attempted(k, CHECKS[k], SOLUTIONS[k], capsys)
-
-
-@pytest.mark.parametrize("k, wrong, hint", WRONG, ids=[f"{k}-{w.__name__}" for k, w, _ in WRONG])
-def test_wrong_answer_fails_with_its_hint(k, wrong, hint, capsys):
-    assert_wrong_answer_gets_its_hint(k, CHECKS[k], wrong, hint, capsys)
+test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint = checker_tests(
+    CHECKS, SOLUTIONS, WRONG)
 
 
 def test_unknown_mistake_gets_expected_and_got(capsys):

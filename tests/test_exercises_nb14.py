@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from solutions import nb14
-from solutions.contract import assert_solution_passes_and_stub_is_not_attempted, assert_wrong_answer_gets_its_hint, stub
+from solutions.contract import checker_tests, stub
 from torch import nn
 
 from methods import qlora
@@ -15,11 +15,9 @@ from minitransformer.teaching.exercises import mismatch
 
 CHECKS = {1: checks.check_1, 2: checks.check_2, 3: checks.check_3}
 SOLUTIONS = {1: nb14.quantize_blocks, 2: nb14.pack_nibbles, 3: nb14.storage_bits}
-
-
-@pytest.mark.parametrize("k", sorted(CHECKS))
-def test_solution_passes_and_stub_is_not_attempted(k, capsys):
-    assert_solution_passes_and_stub_is_not_attempted(k, CHECKS[k], SOLUTIONS[k], capsys)
+WRONG = [(k, w, h) for k, pairs in nb14.WRONG.items() for w, h in pairs]
+test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint = checker_tests(
+    CHECKS, SOLUTIONS, WRONG)
 
 
 def test_another_correct_rounding_passes_too(capsys):
@@ -27,12 +25,6 @@ def test_another_correct_rounding_passes_too(capsys):
     rounding boundary."""
     assert checks.check_1(nb14.quantize_blocks_by_midpoints) is True
     assert "Exercise 1: correct" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("k, wrong, hint", [(k, w, h) for k, pairs in nb14.WRONG.items() for w, h in pairs],
-                         ids=lambda v: getattr(v, "__name__", str(v))[:34])
-def test_wrong_answer_gets_its_hint(k, wrong, hint, capsys):
-    assert_wrong_answer_gets_its_hint(k, CHECKS[k], wrong, hint, capsys)
 
 
 def test_tripwires_are_removed_afterwards(capsys):

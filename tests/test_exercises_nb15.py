@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from solutions import nb15
-from solutions.contract import assert_solution_passes_and_stub_is_not_attempted, assert_wrong_answer_gets_its_hint, stub
+from solutions.contract import checker_tests, stub
 
 from methods import IA3Config, get_peft_model
 from methods.api.layers import AdapterLayer
@@ -20,14 +20,8 @@ CHECKS = {1: checks.check_1, 2: checks.check_2, 3: checks.check_3}
 SOLUTIONS = {1: nb15.ia3_linear, 2: nb15.fold_ia3, 3: nb15.ia3_count}
 
 
-@pytest.mark.parametrize("k", sorted(CHECKS))
-def test_solution_passes_and_stub_is_not_attempted(k, capsys):
-    assert_solution_passes_and_stub_is_not_attempted(k, CHECKS[k], SOLUTIONS[k], capsys)
-
-
-@pytest.mark.parametrize("k, wrong, hint", nb15.WRONG, ids=[f"{k}-{w.__name__}" for k, w, _ in nb15.WRONG])
-def test_wrong_answer_fails_with_its_hint(k, wrong, hint, capsys):
-    assert_wrong_answer_gets_its_hint(k, CHECKS[k], wrong, hint, capsys)
+test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint = checker_tests(
+    CHECKS, SOLUTIONS, nb15.WRONG)
 
 
 def test_unknown_mistake_gets_expected_and_got(capsys):

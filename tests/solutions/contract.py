@@ -23,3 +23,24 @@ def assert_wrong_answer_gets_its_hint(k: int, check: Callable, wrong: Callable, 
     assert check(wrong) is False
     out = capsys.readouterr().out
     assert f"Exercise {k}: not yet" in out and hint in out, out
+
+
+def checker_tests(checks: dict[int, Callable], solutions: dict[int, Callable], wrong: list[tuple[int, Callable, str]]):
+    """The two parametrized tests every notebook's checkers share, for a test module to bind at its top level:
+
+        test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint = checker_tests(
+            CHECKS, SOLUTIONS, WRONG)
+
+    `checks`/`solutions`: exercise number -> checker / reference solution; `wrong`: (exercise, wrong answer, words
+    its hint must contain)."""
+    import pytest
+
+    @pytest.mark.parametrize("k", sorted(checks))
+    def test_solution_passes_and_stub_is_not_attempted(k, capsys):
+        assert_solution_passes_and_stub_is_not_attempted(k, checks[k], solutions[k], capsys)
+
+    @pytest.mark.parametrize("k, wrong_answer, hint", wrong, ids=[f"{k}-{w.__name__}" for k, w, _ in wrong])
+    def test_wrong_answer_fails_with_its_hint(k, wrong_answer, hint, capsys):
+        assert_wrong_answer_gets_its_hint(k, checks[k], wrong_answer, hint, capsys)
+
+    return test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint
