@@ -5,12 +5,16 @@ needed for the subspace analysis of its §7 (Figures 3 and 4).
     python -m methods.lora_study [--task rt] [--base mini-bert] [--seeds 3] [--steps 300] [--batch 32]
                                  [--lr-from compare_rt_mini-bert] [--variants NAME,...] [--cache] [--out DIR]
 
-Each variant is a `LoraConfig` (below). None chooses its own learning rate: every variant trains at the lr LoRA
-(q, v, r = 8) chose on dev in the committed comparison `--lr-from` (the paper, too, keeps one lr across ranks,
-with α fixed at the first r it tried: here α = 8, so the scaling α / r is 8 / r), except "all linear r=8", which
-takes the lr QLoRA chose there, so that it is the like-for-like 16-bit counterpart of the `qlora` rows (same
-adapters, same lr, same seeds; only the frozen base is 4-bit there). Seeds 0..S-1; dev and test are both reported,
-and nothing here is chosen on test.
+Each variant is a `LoraConfig` (below). The learning rates:
+- the rank sweep trains at the lr LoRA (q, v, r = 8) chose on dev in the committed comparison `--lr-from` (the
+  paper, too, keeps one lr across ranks, with α fixed at the first r it tried: here α = 8, so the scaling α / r is
+  8 / r);
+- the equal-budget variants that adapt other matrices (q alone, q k v o, all six) choose their own lr on seed-0
+  dev over SWEEP_GRID, as the comparison does for a method (q and v at r = 8 is LoRA's own row, chosen there): the
+  lr that suits q and v need not suit the FFN — on all six linears at r = 2 it collapses to the majority class;
+- "all linear r=8" takes the lr QLoRA chose there, so that it is the like-for-like 16-bit counterpart of the
+  `qlora` rows (same adapters, same lr, same seeds; only the frozen base is 4-bit there).
+Seeds 0..S-1; dev and test are both reported; test chooses nothing.
 
 Equal budget (Table 5's question: adapt one kind of matrix at a higher rank, or more kinds at a lower one?): on a
 block of width D with an FFN of width F = 4D, q and v at r = 8 train 2·8·2D = 32D entries per layer; q alone at
@@ -24,7 +28,8 @@ Output, in `--out` (default data/results/, ignored by git; `make results` writes
 `lora_study_{task}_{base}.json`, `.md` and `.safetensors`. JSON:
 
     {"header", "task", "base", "steps", "batch", "seeds", "machine", "lr_from",
-     "variants": {name: {"r", "target_modules", "trainable", "lr", "dev": {"mean", "std", "per_seed"},
+     "variants": {name: {"r", "target_modules", "trainable", "lr", "lr_from", "grid": {"<lr>": seed-0 dev} (swept
+                         variants; else empty), "dev": {"mean", "std", "per_seed"},
                          "test": {"mean", "std", "per_seed"}, "ms_per_step"}}}
 
 Safetensors keys: "{variant}/seed{s}/{module}.lora_A" (r, in) and ".lora_B" (out, r), e.g.
@@ -54,12 +59,14 @@ from .lora import LoraConfig, LoraLinear
 
 ALL_LINEAR = ["attn.q", "attn.k", "attn.v", "attn.o", "ffn.fc1", "ffn.fc2"]
 QV = ["attn.q", "attn.v"]
-# name -> (r, target modules, the method of the comparison whose dev-chosen lr this variant trains at)
+SWEEP = "sweep"  # a variant whose lr is chosen here, on seed-0 dev over SWEEP_GRID
+SWEEP_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+# name -> (r, target modules, the method of the comparison whose dev-chosen lr this variant trains at, or SWEEP)
 VARIANTS: dict[str, tuple[int, list[str], str]] = {
     **{f"r={r}": (r, QV, "lora") for r in (1, 2, 4, 8, 16, 64)},        # Table 6: the rank, on q and v
-    "q r=16": (16, ["attn.q"], "lora"),                                  # Table 5: equal budget, 32D per layer
-    "q,k,v,o r=4": (4, ["attn.q", "attn.k", "attn.v", "attn.o"], "lora"),
-    "all linear r=2": (2, ALL_LINEAR, "lora"),                           # 36D per layer: the nearest integer rank
+    "q r=16": (16, ["attn.q"], SWEEP),                                   # Table 5: equal budget, 32D per layer
+    "q,k,v,o r=4": (4, ["attn.q", "attn.k", "attn.v", "attn.o"], SWEEP),
+    "all linear r=2": (2, ALL_LINEAR, SWEEP),                            # 36D per layer: the nearest integer rank
     "all linear r=8": (8, ALL_LINEAR, "qlora"),                          # QLoRA's adapters on the 16-bit base
 }
 SAVED = {("r=8", 0), ("r=64", 0), ("r=64", 1)}  # the adapters §7's subspace similarity needs
@@ -175,13 +182,11 @@ def study(task: str = "rt", base: str = "mini-bert", seeds: int = 3, steps: int 
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r}; allowed: an int >= 1")
     chosen = compare.load_comparison(lr_from)["methods"]
-    lrs = {}
     for n in names:
         method = VARIANTS[n][2]
-        if method not in chosen:
+        if method != SWEEP and method not in chosen:
             raise ValueError(f"lr_from={lr_from!r} has no {method!r} row to take the lr from; it has "
                              f"{', '.join(chosen)}")
-        lrs[n] = chosen[method]["best_lr"]
     _, tokenizer = compare.make_classifier(base, 2)
     limit = 256 if quick else None
     data = compare.load_task(task, tokenizer, limit=limit)
@@ -189,19 +194,29 @@ def study(task: str = "rt", base: str = "mini-bert", seeds: int = 3, steps: int 
     where, start = compare.machine(), time.perf_counter()
     out, saved = {}, {}
     for n in names:
+        r_, targets, method = VARIANTS[n]
+        grid = {}
+        if method == SWEEP:  # seed 0 over the grid, the lr with the best dev accuracy (test unseen)
+            grid = {lr: cached_train_variant(n, 0, base, data, steps, batch, lr, cache)[0]["dev_acc"]
+                    for lr in SWEEP_GRID}
+            lr = compare.choose_lr({k: [v] for k, v in grid.items()})
+        else:
+            lr = chosen[method]["best_lr"]
         runs = []
         for s in range(seeds):
-            r, tensors = cached_train_variant(n, s, base, data, steps, batch, lrs[n], cache)
+            r, tensors = cached_train_variant(n, s, base, data, steps, batch, lr, cache)
             runs.append(r)
             if (n, s) in SAVED:
                 saved.update({f"{n}/seed{s}/{k}": v for k, v in tensors.items()})
-        r_, targets, _ = VARIANTS[n]
-        out[n] = {"r": r_, "target_modules": targets, "trainable": runs[0]["trainable"], "lr": lrs[n],
+        out[n] = {"r": r_, "target_modules": targets, "trainable": runs[0]["trainable"], "lr": lr,
+                  "lr_from": ("seed-0 dev over " + ", ".join(f"{x:g}" for x in SWEEP_GRID)) if grid else
+                  f"{method} in results/{lr_from}", "grid": {f"{k:g}": v for k, v in grid.items()},
                   "dev": _stats([r["dev_acc"] for r in runs]), "test": _stats([r["test_acc"] for r in runs]),
                   "ms_per_step": statistics.fmean(r["ms_per_step"] for r in runs)}
     minutes = (time.perf_counter() - start) / 60
-    header = (f"Task `{task}`, base `{base}`, all training labels, {steps} steps x batch {batch}; every variant at "
-              f"the lr its method chose on dev in results/{lr_from} (no sweep here); α = 8 throughout; mean ± std "
+    header = (f"Task `{task}`, base `{base}`, all training labels, {steps} steps x batch {batch}; the rank sweep at "
+              f"the lr LoRA chose on dev in results/{lr_from}, 'all linear r=8' at QLoRA's, the other equal-budget "
+              f"variants at the lr each chose on seed-0 dev over its grid; α = 8 throughout; mean ± std "
               f"over seeds 0..{seeds - 1}{' (QUICK=1: dev/test cut to 256 sentences)' if quick else ''}; "
               f"{minutes:.1f} min on {where} (cached runs count no time).")
     return ({"header": header, "task": task, "base": base, "steps": steps, "batch": batch,
@@ -209,10 +224,11 @@ def study(task: str = "rt", base: str = "mini-bert", seeds: int = 3, steps: int 
 
 
 def table(result: dict) -> str:
-    rows = ["| variant | target modules | r | trainable | lr | dev acc | test acc | train ms/step |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| variant | target modules | r | trainable | seed-0 dev acc per lr (swept variants) | lr | dev acc | "
+            "test acc | train ms/step |", "|---|---|---:|---:|---|---:|---:|---:|---:|"]
     for n, v in result["variants"].items():
-        rows.append(f"| {n} | {', '.join(v['target_modules'])} | {v['r']} | {v['trainable']:,} | {v['lr']:g} | "
+        grid = ", ".join(f"{k}: {d:.3f}{'*' if float(k) == v['lr'] else ''}" for k, d in v["grid"].items()) or "—"
+        rows.append(f"| {n} | {', '.join(v['target_modules'])} | {v['r']} | {v['trainable']:,} | {grid} | {v['lr']:g} | "
                     f"{v['dev']['mean']:.3f} ± {v['dev']['std']:.3f} | {v['test']['mean']:.3f} ± "
                     f"{v['test']['std']:.3f} | {v['ms_per_step']:.0f} |")
     return result["header"] + "\n\n" + "\n".join(rows) + "\n"

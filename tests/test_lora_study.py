@@ -58,3 +58,24 @@ def test_quick_run_writes_table_json_and_adapters(monkeypatch, tmp_path):
     assert again["variants"] == r["variants"]
     assert torch.equal(load_file(str(tmp_path / "lora_study_rt_random_quick.safetensors"))[
         "r=64/seed0/bert.layers.0.attn.q.lora_A"], saved["r=64/seed0/bert.layers.0.attn.q.lora_A"])
+
+
+def test_swept_variants_choose_their_lr_on_seed0_dev(monkeypatch):
+    calls = []
+
+    def fake(name, seed, base, data, steps, batch, lr, cache):
+        calls.append((name, seed, lr))
+        dev = {1e-3: 0.70, 3e-3: 0.74, 1e-2: 0.72, 3e-2: 0.60}[lr]
+        return {"trainable": 1, "dev_acc": dev + 0.001 * seed, "test_acc": 0.5 + lr, "ms_per_step": 1.0}, {}
+
+    monkeypatch.setattr(lora_study, "cached_train_variant", fake)
+    monkeypatch.setattr(lora_study.compare, "load_comparison", lambda stem: {"methods": {"lora": {"best_lr": 1e-2}}})
+    monkeypatch.setattr(lora_study.compare, "make_classifier", lambda base, n: (None, None))
+    monkeypatch.setattr(lora_study.compare, "load_task", lambda *a, **k: {})
+    r, _ = lora_study.study(seeds=2, variants=["q r=16", "r=4"], quick=False)
+    swept, fixed = r["variants"]["q r=16"], r["variants"]["r=4"]
+    assert swept["lr"] == 3e-3 and swept["grid"] == {"0.001": 0.70, "0.003": 0.74, "0.01": 0.72, "0.03": 0.60}
+    assert swept["test"]["per_seed"] == [0.503, 0.503]  # both seeds at the chosen lr; test chose nothing
+    assert ("q r=16", 1, 3e-3) in calls and not any(s == 1 and lr != 3e-3 for n, s, lr in calls if n == "q r=16")
+    assert fixed["lr"] == 1e-2 and fixed["grid"] == {} and "lora in results/" in fixed["lr_from"]
+    assert "3e-3" not in lora_study.table(r) and "0.003: 0.740*" in lora_study.table(r)
