@@ -67,29 +67,34 @@ pretrain: install data
 probe: pretrain
 	$(BIN)/python -m minitransformer.bases.probe
 
-# Every committed figure under results/ (README "Results", notebooks 02-04), in this order. `--cache` keeps each
-# finished run in data/cache/compare/ so that a later command reuses the earlier ones' runs (the scan's seed-0 grids
-# of full fine-tuning and the linear probe); delete that folder after changing a method or the training loop.
+# Every committed figure under results/ (README "Results", notebooks 02-04 and 12-15), in this order. `--cache` keeps
+# each finished run in data/cache/ so that a later command reuses the earlier ones' runs (the scan's seed-0 grids of
+# full fine-tuning and the linear probe); delete that folder after changing a method or the training loop.
 # Times of the run that wrote the committed files: 2-core CPU, torch 2.13.0+cpu, 2 threads, partly shared with tests
-# and a notebook (so upper bounds), each command reusing the earlier ones' cached runs; about 2 h 10 min in all:
-# COMPARED: the methods of the committed tables beside full fine-tuning and the linear probe (which always run).
-COMPARED ?= bitfit,random_subset
+# and notebooks (so upper bounds), each command reusing the earlier ones' cached runs; about 3 h 40 min in all.
+# COMPARED: the methods of the committed rt and trec tables; COMPARED_SMALL: those of the 1,000-label and MiniLM
+# tables (beside full fine-tuning and the linear probe, which always run).
+COMPARED ?= bitfit,random_subset,lora,adalora,qlora,ia3
+COMPARED_SMALL ?= bitfit,random_subset
 results: pretrain
 	# which task and label budget leave the widest full-vs-probe gap (seed 0, dev): 25 min
 	$(BIN)/python -m methods.compare --scan --cache --out results
-	# rt, all labels, each method's grid (seed 0), then seeds 1-2 at the dev-chosen lr: 23 min
+	# rt, all labels, each method's grid (seed 0), then seeds 1-2 at the dev-chosen lr: 23 min, + 40 min for the four
+	# methods of notebooks 12-15 (that run shared the cores with notebook tests: an upper bound)
 	$(BIN)/python -m methods.compare --cache --out results --methods $(COMPARED)
-	# the headline setting (the scan's widest gap): trec, all labels: 30 min
+	# the headline setting (the scan's widest gap): trec, all labels: 30 min, + 15 min for the four (an idle machine)
 	$(BIN)/python -m methods.compare --cache --out results --task trec --methods $(COMPARED)
+	# LoRA's rank and target sweeps, QLoRA's 16-bit counterpart, the adapters of notebook 12's §10: 33 min
+	$(BIN)/python -m methods.lora_study --cache --out results
 	# rt, 1,000 labels: 17 min
-	$(BIN)/python -m methods.compare --cache --out results --labels 1000 --steps 150 --methods $(COMPARED)
+	$(BIN)/python -m methods.compare --cache --out results --labels 1000 --steps 150 --methods $(COMPARED_SMALL)
 	# the control without pretraining (full fine-tuning and the linear probe only): 4 + 5 min
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full --labels 1000 --steps 150
 	# MiniLM (about 1.3 s a step on 2 cores): 1 seed, each method at the lr it chose on mini-bert's dev: 13 + 13 min
 	$(BIN)/python -m methods.compare --cache --out results --base minilm --steps 150 --seeds 1 --grid from:compare_rt_mini-bert \
-	  --methods $(COMPARED)
+	  --methods $(COMPARED_SMALL)
 	$(BIN)/python -m methods.compare --cache --out results --base minilm --steps 150 --seeds 1 --labels 1000 \
-	  --grid from:compare_rt_mini-bert_1000 --methods $(COMPARED)
+	  --grid from:compare_rt_mini-bert_1000 --methods $(COMPARED_SMALL)
 	# the L-BFGS probe, fine-tunes and Naive Bayes of "What the bases know": 6 min
 	$(BIN)/python -m minitransformer.bases.probe

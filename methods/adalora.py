@@ -155,7 +155,7 @@ class AdaLoraConfig(PeftConfig):
     rank_pattern: dict[str, list[bool]] = field(default_factory=dict)
 
     default_lr: ClassVar[float] = 1e-3
-    lr_grid: ClassVar[tuple[float, ...]] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    lr_grid: ClassVar[tuple[float, ...]] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     can_merge: ClassVar[bool] = True
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"init_r": 0}, "init_r"), ({"target_r": 13}, "target_r"), ({"tinit": 50, "tfinal": 50, "total_step": 100},
@@ -273,7 +273,7 @@ class AdaLoraConfig(PeftConfig):
     def _apply_pattern(self, layers: list[tuple[str, AdaLoraLinear]], adapter: str) -> None:
         for name, layer in layers:
             if name in self.rank_pattern:
-                keep = torch.tensor(self.rank_pattern[name], device=layer.lora_E[adapter].device)  # GPU models
+                keep = torch.tensor(self.rank_pattern[name])
                 layer.lora_E[adapter].masked_fill_(~keep[:, None], 0.0)
 
     def final_ranks(self) -> dict[str, int]:

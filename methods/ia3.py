@@ -106,7 +106,7 @@ class IA3Config(PeftConfig):
     feedforward_modules: list[str] | str = field(default_factory=lambda: ["ffn.fc2"])
 
     default_lr: ClassVar[float] = 3e-3
-    lr_grid: ClassVar[tuple[float, ...]] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    lr_grid: ClassVar[tuple[float, ...]] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
     can_merge: ClassVar[bool] = True
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"target_modules": []}, "target_modules"), ({"feedforward_modules": ["attn.q"]}, "feedforward_modules"),
