@@ -273,7 +273,7 @@ class AdaLoraConfig(PeftConfig):
     def _apply_pattern(self, layers: list[tuple[str, AdaLoraLinear]], adapter: str) -> None:
         for name, layer in layers:
             if name in self.rank_pattern:
-                keep = torch.tensor(self.rank_pattern[name])
+                keep = torch.tensor(self.rank_pattern[name], device=layer.lora_E[adapter].device)  # GPU models
                 layer.lora_E[adapter].masked_fill_(~keep[:, None], 0.0)
 
     def final_ranks(self) -> dict[str, int]:

@@ -116,3 +116,15 @@ def test_copy_of_config_keeps_the_pattern():
     c = AdaLoraConfig(rank_pattern={"a": [True, False]})
     assert AdaLoraConfig.from_dict(c.to_dict()).rank_pattern == {"a": [True, False]}
     assert copy.deepcopy(c).rank_pattern == c.rank_pattern
+
+
+def test_scores_and_masks_live_on_the_adapters_device():
+    """A model on another device (meta here, a GPU in use) gets its empty scores there, and masking works there."""
+    with torch.device("meta"):
+        peft = M.get_peft_model(BertForSequenceClassification(Cfg.tiny(), 2),
+                              AdaLoraConfig(task_type="SEQ_CLS", init_r=4, target_r=2))
+    config = peft.active_peft_config
+    layers = [(n, m) for n, m in peft.named_modules() if isinstance(m, AdaLoraLinear)]
+    assert layers[0][1].triplet_scores("default").device.type == "meta"
+    config.rank_pattern = {n: [True, False, True, False] for n, _ in layers}
+    config._apply_pattern(layers, "default")  # no device mismatch
