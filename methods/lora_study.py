@@ -167,8 +167,7 @@ def amplification(W: torch.Tensor, delta: torch.Tensor, r: int, seed: int = 0) -
 
 
 def _stats(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": values}
+    return {**compare._mean_std(values), "per_seed": values}
 
 
 def study(task: str = "rt", base: str = "mini-bert", seeds: int = 3, steps: int = 300, batch: int = 32,
