@@ -7,6 +7,9 @@ Importing the package registers every method in `METHODS` (name -> config class)
 """
 
 from .adalora import AdaLoraConfig
+from .adamix import AdaMixConfig
+from .adapter_fusion import AdapterFusionConfig
+from .adapters import HoulsbyConfig, ParallelAdapterConfig, PfeifferConfig
 from .api.config import PeftConfig, TaskType
 from .api.peft_model import PeftModel, expected_trainable_parameters, get_peft_model
 from .api.registry import METHODS, get_method, register
@@ -22,4 +25,5 @@ __all__ = [
     "METHODS", "get_method", "register",
     "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig", "RandomSubsetConfig",
     "LoraConfig", "AdaLoraConfig", "QLoraConfig", "IA3Config",
+    "HoulsbyConfig", "PfeifferConfig", "ParallelAdapterConfig", "AdaMixConfig", "AdapterFusionConfig",
 ]

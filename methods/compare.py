@@ -98,10 +98,18 @@ GRID_WORDS = {"sweep": "each method swept over its lr grid", "default": "each me
 SELECTIONS = ("seed0", "all")
 REFERENCES = ("full", "linear_probe")  # always run: the reference lines of every table and plot
 DISPLAY = {"full": "full fine-tuning", "linear_probe": "linear probe (AdamW)", "bitfit": "BitFit",
-           "random_subset": "random subset", "lora": "LoRA", "adalora": "AdaLoRA", "qlora": "QLoRA", "ia3": "(IA)³"}
+           "random_subset": "random subset", "lora": "LoRA", "adalora": "AdaLoRA", "qlora": "QLoRA", "ia3": "(IA)³",
+           "houlsby": "Houlsby adapter", "pfeiffer": "Pfeiffer adapter", "parallel_adapter": "parallel adapter",
+           "adamix": "AdaMix", "adapter_fusion": "AdapterFusion"}
 SCAN_TASKS = ("rt", "trec")  # sms_spam is left out: its majority floor is 0.876 and the gap has little room
 SCAN_LABELS = 1000
 LABELS_STEPS = 150  # steps with --labels 1000 in `make results`: about 5 epochs of the subset
+
+
+def comparable_methods() -> list[str]:
+    """Every registered method the comparison runs by default (not AdapterFusion, which fuses adapters trained
+    on other tasks first: `methods.adapter_study`)."""
+    return [m for m in sorted(METHODS) if METHODS[m].in_comparison]
 
 
 def display(method: str) -> str:
@@ -316,7 +324,7 @@ def compare(task: str = "rt", base: str = "mini-bert", methods: list[str] | None
     """Run the protocol for every method (plus the reference methods) and return the JSON-ready results.
     `cache`: a folder of finished runs to reuse (see `run_key`); None = train every run."""
     quick = is_quick(quick)
-    methods = list(dict.fromkeys([*REFERENCES, *(methods or sorted(METHODS))]))
+    methods = list(dict.fromkeys([*REFERENCES, *(methods or comparable_methods())]))
     for m in methods:
         get_method(m)  # an unknown name fails before any training, listing the registered ones
     for name, value in (("seeds", seeds), ("steps", steps), ("batch", batch)):
@@ -516,8 +524,10 @@ def scan_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     quick = is_quick()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default=",".join(sorted(METHODS)),
-                   help="comma-separated registry names (full and linear_probe always run: the reference lines)")
+    p.add_argument("--methods", default=",".join(comparable_methods()),
+                   help="comma-separated registry names (full and linear_probe always run: the reference lines); "
+                        "default: every registered method but those that need a stage of their own first "
+                        "(adapter_fusion: methods.adapter_study)")
     p.add_argument("--seeds", type=int, default=1 if quick else 3)
     p.add_argument("--task", default="rt", choices=datasets.CLASSIFICATION_TASKS)
     p.add_argument("--base", default="mini-bert", choices=BASES)

@@ -70,6 +70,8 @@ class PeftConfig:
     # True when prepare() changes the frozen base itself (QLoRA stores it in 4 bits): disable_adapter() then gives
     # that changed base, not the original one
     alters_base: ClassVar[bool] = False
+    # False for a method the comparison's default list leaves out: AdapterFusion needs its stage-1 adapters first
+    in_comparison: ClassVar[bool] = True
     # For the contract test: (constructor kwargs, the field its ValueError must name). Subclasses add theirs.
     invalid_examples: ClassVar[list[tuple[dict, str]]] = [
         ({"task_type": "TOKEN_CLS"}, "task_type"),
