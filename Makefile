@@ -67,15 +67,17 @@ pretrain: install data
 probe: pretrain
 	$(BIN)/python -m minitransformer.bases.probe
 
-# Every committed figure under results/ (README "Results", notebooks 02-04 and 12-15), in this order. `--cache` keeps
+# Every committed figure under results/ (README "Results", notebooks 02-04 and 09-15), in this order. `--cache` keeps
 # each finished run in data/cache/ so that a later command reuses the earlier ones' runs (the scan's seed-0 grids of
 # full fine-tuning and the linear probe); delete that folder after changing a method or the training loop.
 # Times of the run that wrote the committed files: 2-core CPU, torch 2.13.0+cpu, 2 threads, partly shared with tests
 # and notebooks (so upper bounds), each command reusing the earlier ones' cached runs; about 4 h in all.
-# COMPARED: the methods of the committed mini-bert tables; COMPARED_SMALL: those of the MiniLM tables (beside full
-# fine-tuning and the linear probe, which always run).
-COMPARED ?= bitfit,random_subset,lora,adalora,qlora,ia3
+# COMPARED: the methods of the committed mini-bert tables on rt and trec; COMPARED_1000: those of rt with 1,000 labels
+# (the adapters not measured there: about 15 min more); COMPARED_SMALL: those of the MiniLM tables (beside full fine-tuning and the
+# linear probe, which always run).
+COMPARED ?= bitfit,random_subset,lora,adalora,qlora,ia3,houlsby,pfeiffer,parallel_adapter,adamix
 COMPARED_SMALL ?= bitfit,random_subset
+COMPARED_1000 ?= bitfit,random_subset,lora,adalora,qlora,ia3
 results: pretrain
 	# which task and label budget leave the widest full-vs-probe gap (seed 0, dev): 25 min
 	$(BIN)/python -m methods.compare --scan --cache --out results
@@ -84,10 +86,13 @@ results: pretrain
 	$(BIN)/python -m methods.compare --cache --out results --methods $(COMPARED)
 	# the headline setting (the scan's widest gap): trec, all labels: 30 min, + 15 min for the four (an idle machine)
 	$(BIN)/python -m methods.compare --cache --out results --task trec --methods $(COMPARED)
+	# the adapters' study (notebooks 09-11): bottleneck sizes, Houlsby at Pfeiffer's budget, AdapterDrop's accuracy
+	# and speed, AdaMix's experts with and without its KL term, AdapterFusion's two stages: ADAPTER_STUDY_MIN min
+	$(BIN)/python -m methods.adapter_study --cache --out results
 	# LoRA's rank and target sweeps, QLoRA's 16-bit counterpart, the adapters of notebook 12's §10: 33 min
 	$(BIN)/python -m methods.lora_study --cache --out results
 	# rt, 1,000 labels: 17 min, + 18 min for the four methods of notebooks 12-15
-	$(BIN)/python -m methods.compare --cache --out results --labels 1000 --steps 150 --methods $(COMPARED)
+	$(BIN)/python -m methods.compare --cache --out results --labels 1000 --steps 150 --methods $(COMPARED_1000)
 	# the control without pretraining (full fine-tuning and the linear probe only): 4 + 5 min
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full
 	$(BIN)/python -m methods.compare --cache --out results --base random --methods full --labels 1000 --steps 150

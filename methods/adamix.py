@@ -171,7 +171,7 @@ class AdaMixConfig(PeftConfig):
     target_modules: list[str] | str = field(default_factory=lambda: ["ffn.fc2"])  # the official placement
 
     default_lr: ClassVar[float] = 1e-3
-    lr_grid: ClassVar[tuple[float, ...]] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    lr_grid: ClassVar[tuple[float, ...]] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"num_experts": 0}, "num_experts"), ({"share_up": "yes"}, "share_up"),
         ({"reduction_factor": 0.5}, "reduction_factor"), ({"bottleneck_size": -2}, "bottleneck_size"),
