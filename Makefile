@@ -87,7 +87,8 @@ results: pretrain
 	# the headline setting (the scan's widest gap): trec, all labels: 30 min, + 15 min for the four (an idle machine)
 	$(BIN)/python -m methods.compare --cache --out results --task trec --methods $(COMPARED)
 	# the adapters' study (notebooks 09-11): bottleneck sizes, Houlsby at Pfeiffer's budget, AdapterDrop's accuracy
-	# and speed, AdaMix's experts with and without its KL term, AdapterFusion's two stages: ADAPTER_STUDY_MIN min
+	# and speed, AdaMix's experts with and without its KL term, AdapterFusion's two stages: 57 min (sharing the cores
+	# with notebook tests: an upper bound)
 	$(BIN)/python -m methods.adapter_study --cache --out results
 	# LoRA's rank and target sweeps, QLoRA's 16-bit counterpart, the adapters of notebook 12's §10: 33 min
 	$(BIN)/python -m methods.lora_study --cache --out results
