@@ -32,7 +32,14 @@ paper's "specialised" AdapterDrop: counted, saved and trained without them); `ad
 adapters of the lowest n blocks off at inference (the frozen blocks then compute the base's function, and autograd
 stops below the lowest adapter that still runs); `robust_drop=True` samples n uniformly from {0, …, L−1} for every
 training batch through the loss hook (the paper samples from [0, 11] on 12 layers; AdapterHub's recipe 0…10), so
-that one adapter serves any n at inference.
+that one adapter serves any n at inference. Limitation: Houlsby's retrained LayerNorms are not dropped with the
+adapters (their trained copies still run in a dropped block, and `skip_layers` still trains them there), so for
+Houlsby n = L is not the frozen base and the backward pass still reaches the lowest block; Pfeiffer and the
+parallel adapter have no such tensors.
+
+Dropout: the block applies its dropout after the wrapped module, so in training the adapter's output is dropped
+out with the sublayer's; Houlsby's code applies dropout before its adapter and He et al. add the parallel adapter
+after the FFN's dropout. The same function in eval.
 
 Plugs in at: `attn.o`, `cross_attn.o` and `ffn.fc2` (`nn.Linear`s, wrapped by a `SequentialAdapter`) or `ffn`
 (the `FeedForward` module, wrapped by a `ParallelAdapter`) — module surgery visible in `print(model)`.
@@ -139,7 +146,8 @@ class BottleneckLayer(AdapterLayer):
 
 
 class SequentialAdapter(BottleneckLayer):
-    """A frozen `nn.Linear` followed by the adapter: h = W x + b, then h + s·A(h) (Houlsby, Pfeiffer)."""
+    """A frozen `nn.Linear` followed by the adapter: h = W x + b, then A(h) = h + s·(W_up f(W_down h + b_down) + b_up)
+    (Houlsby, Pfeiffer)."""
 
     @property
     def features(self) -> int:
