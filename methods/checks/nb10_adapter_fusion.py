@@ -216,9 +216,10 @@ ADAPTERS = ("rt", "sms_spam", "trec")
 COMMON = ("The fusion never saw a question: Q and K were trained on rt sentences only. On a trec question h changes, "
           "and so does every adapter's output z_n, so the score (Q h)·(K z_n) can change too. ")
 PREDICTION_WHY = {
-    "rt": COMMON + "Here the rt adapter keeps most of the weight even so: what the fusion learned on rt behaves more "
-                   "like a preference of each block for one adapter than like a router that recognises the task of "
-                   "the text. Trained on the target's own labels, the rt adapter writes what the rt head reads.",
+    "rt": COMMON + "Here the rt adapter keeps the largest share even so. Compare the three rows: the weights move "
+                   "with the text, but less than the task changes, so what the fusion learned on rt acts more like "
+                   "a preference of the block for one adapter than like a router that recognises the kind of text. "
+                   "Trained on the target's own labels, the rt adapter writes what the rt head reads.",
     "trec": COMMON + "Here the trec adapter takes the most weight, although the fusion never saw a question. The "
                      "weights depend on the input: on its own kind of text the trec adapter writes an output unlike "
                      "the one it writes for a review, and the learned dot product with the query scores it "
