@@ -44,3 +44,17 @@ def checker_tests(checks: dict[int, Callable], solutions: dict[int, Callable], w
         assert_wrong_answer_gets_its_hint(k, checks[k], wrong_answer, hint, capsys)
 
     return test_solution_passes_and_stub_is_not_attempted, test_wrong_answer_fails_with_its_hint
+
+
+def assert_every_hint_is_reachable(hints: list, cases: list, reference: Callable, atol: float = 1e-5) -> None:
+    """Each common mistake differs from the right answer on some case (else its hint could never be printed). A
+    mistake may return one answer or a list of candidate answers."""
+    from minitransformer.teaching.exercises import mismatch
+
+    for message, wrong in hints:
+        differs = False
+        for c in cases:
+            candidates = wrong(*c)
+            candidates = candidates if isinstance(candidates, list) else [candidates]
+            differs |= any(mismatch(reference(*c), w, atol) is not None for w in candidates)
+        assert differs, message
