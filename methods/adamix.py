@@ -138,7 +138,12 @@ def merge_experts(model: nn.Module, adapter_name: str | None = None) -> None:
 
 def set_fixed_expert(model: nn.Module, expert: int | None) -> None:
     """Route every AdaMix layer through expert `expert` (None: back to random in training, averaged in eval)."""
-    for _, layer in adamix_layers(model):
+    layers = adamix_layers(model)
+    M = min((layer.num_experts(a)[0] for _, layer in layers for a in layer.adapter_names), default=0)
+    if expert is not None and (isinstance(expert, bool) or not isinstance(expert, int) or not 0 <= expert < M):
+        raise ValueError(f"set_fixed_expert: expert={expert!r}; allowed: None or an integer in 0..{M - 1} "
+                         f"(the model's AdaMix layers hold {M} experts)")
+    for _, layer in layers:
         layer.fixed_expert = expert
 
 

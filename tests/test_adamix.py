@@ -92,6 +92,9 @@ def test_fixed_expert_uses_that_expert_alone():
     torch.testing.assert_close(layer.adapter_delta("default", h), F.linear(F.gelu(F.linear(h, Wd, bd)), Wu, bu))
     set_fixed_expert(peft, None)
     assert layer.fixed_expert is None
+    for bad in (4, -1, "2"):
+        with pytest.raises(ValueError, match=r"expert=.*allowed: None or an integer in 0..3"):
+            set_fixed_expert(peft, bad)
 
 
 def test_symmetric_kl_is_zero_for_identical_passes_positive_otherwise_and_detaches_targets():
