@@ -96,7 +96,8 @@ class Block(nn.Module):
         use_cache: bool = False,
         output_attentions: bool = False,
         encoder_hidden_states: torch.Tensor | None = None,  # (B, S, D) for cross-attention
-        encoder_bias: torch.Tensor | None = None,  # (B, 1, 1, S) additive padding mask of the source
+        encoder_bias: torch.Tensor | None = None,  # (B, 1, 1, P′ + S) additive padding mask of the source
+        cross_past_key_value: KV | None = None,  # (k, v), each (B, H, P′, Dh): a cross-attention prefix
     ) -> tuple[torch.Tensor, KV | None, tuple]:
         """Returns (x (B, T, D), present (k, v) of the self-attention or None, attention maps)."""
         maps = []
@@ -106,7 +107,8 @@ class Block(nn.Module):
         maps.append(w)
         if self.cross_attn is not None:
             h = self.cross_norm(x) if self.norm_first else x
-            c, _, w = self.cross_attn(h, encoder_bias, False, encoder_hidden_states, None, False, output_attentions)
+            c, _, w = self.cross_attn(h, encoder_bias, False, encoder_hidden_states, cross_past_key_value, False,
+                                      output_attentions)
             x = x + self.dropout(c) if self.norm_first else self.cross_norm(x + self.dropout(c))
             maps.append(w)
         h = self.ffn_norm(x) if self.norm_first else x

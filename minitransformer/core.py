@@ -7,6 +7,11 @@ The three extension points of every model (documented again in each forward):
   means "attend to the whole past"; a (B, P + T) mask also says which past positions count.
 - `past_key_values`: per layer a pair (k, v), each (B, H, P, Dh). A KV cache during generation, a learned
   prefix in prefix tuning: the same thing. The T real tokens take positions P .. P + T - 1.
+
+The encoder-decoder has one such past per attention sublayer (prefix tuning for encoder-decoders, Li & Liang
+2021, arXiv:2101.00190): `encoder_past_key_values` (encoder self-attention), `past_key_values` (decoder
+self-attention) and `cross_past_key_values` (cross-attention: P′ keys/values in front of the S source
+positions; they take no position, and are always attended).
 """
 
 from __future__ import annotations
@@ -38,6 +43,27 @@ def _shape(t) -> str:
     return "None" if t is None else str(tuple(t.shape))
 
 
+def check_past(config: TransformerConfig, n_layers: int, B: int, past, name: str = "past_key_values",
+               length: str = "P") -> int:
+    """Validate a past (KV cache or prefix): `n_layers` pairs (k, v), each (B, H, P, Dh) with one P for every
+    layer. Returns P (0 when `past` is None). `name` and `length` are the argument and its length in errors."""
+    if past is None:
+        return 0
+    if len(past) != n_layers:
+        raise ValueError(f"{name} must hold one (k, v) pair per layer: wanted {n_layers}, got {len(past)}")
+    first = past[0][0] if len(past[0]) == 2 else None
+    P = first.size(2) if first is not None and first.dim() == 4 else 0
+    want = (B, config.n_heads, P, config.head_dim)  # every layer's past has the same length P
+    for i, kv in enumerate(past):
+        if len(kv) != 2:
+            raise ValueError(f"{name}[{i}] must be a pair (k, v), got {len(kv)} items")
+        for k_or_v, t in zip("kv", kv):
+            if tuple(t.shape) != want:
+                raise ValueError(f"{name}[{i}].{k_or_v} must have shape (B, H, {length}, Dh) = {want}, "
+                                 f"got {_shape(t)}")
+    return P
+
+
 def check_inputs(
     config: TransformerConfig,
     n_layers: int,
@@ -61,21 +87,7 @@ def check_inputs(
         if inputs_embeds.dim() != 3 or inputs_embeds.size(-1) != config.d_model:
             raise ValueError(f"inputs_embeds must have shape (B, T, D={config.d_model}), got {_shape(inputs_embeds)}")
         B, T = inputs_embeds.shape[:2]
-    P = 0
-    if past_key_values is not None:
-        if len(past_key_values) != n_layers:
-            raise ValueError(f"past_key_values must hold one (k, v) pair per layer: wanted {n_layers}, "
-                             f"got {len(past_key_values)}")
-        first = past_key_values[0][0] if len(past_key_values[0]) == 2 else None
-        P = first.size(2) if first is not None and first.dim() == 4 else 0
-        want = (B, config.n_heads, P, config.head_dim)  # every layer's past has the same length P
-        for i, kv in enumerate(past_key_values):
-            if len(kv) != 2:
-                raise ValueError(f"past_key_values[{i}] must be a pair (k, v), got {len(kv)} items")
-            for name, t in zip("kv", kv):
-                if tuple(t.shape) != want:
-                    raise ValueError(f"past_key_values[{i}].{name} must have shape (B, H, P, Dh) = {want}, "
-                                     f"got {_shape(t)}")
+    P = check_past(config, n_layers, B, past_key_values)
     if P + T > config.max_positions:
         raise ValueError(f"sequence too long: past length {P} + input length {T} = {P + T} > "
                          f"max_positions={config.max_positions}")
@@ -130,13 +142,18 @@ def run_blocks(
     output_hidden_states: bool,
     encoder_hidden_states: torch.Tensor | None = None,
     encoder_bias: torch.Tensor | None = None,
+    cross_past_key_values=None,
 ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
-    """The explicit loop over blocks. Returns (x, presents, attentions, all hidden states)."""
+    """The explicit loop over blocks. Returns (x, presents, attentions, all hidden states).
+
+    `encoder_hidden_states` (B, S, D), `encoder_bias` (B, 1, 1, P′ + S) and `cross_past_key_values` (per layer
+    (k, v), each (B, H, P′, Dh), a cross-attention prefix) are for the decoder of the encoder-decoder only."""
     presents, maps, states = [], [], [x]
     for i, block in enumerate(layers):
         past = None if past_key_values is None else past_key_values[i]
+        cross = None if cross_past_key_values is None else cross_past_key_values[i]
         x, present, w = block(x, attn_bias, is_causal, past, use_cache, output_attentions,
-                              encoder_hidden_states, encoder_bias)
+                              encoder_hidden_states, encoder_bias, cross)
         presents.append(present)
         maps.append(w if len(w) > 1 else w[0])
         states.append(x)

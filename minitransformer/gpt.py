@@ -116,6 +116,9 @@ class GPTModel(nn.Module):
         B = prompt.size(0)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         new_ids, done = [], torch.zeros(B, dtype=torch.bool, device=prompt.device)
+        P = 0 if past_key_values is None else past_key_values[0][0].size(2)
+        if attention_mask is not None and P and attention_mask.size(1) == prompt.size(1):  # (B, T): the past attended
+            attention_mask = torch.cat([attention_mask.new_ones(B, P), attention_mask], dim=1)  # (B, P + T)
         step_in, seen, cache, mask = prompt, prompt, past_key_values, attention_mask
         for _ in range(max_new_tokens):
             if use_cache:
