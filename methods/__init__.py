@@ -17,6 +17,10 @@ from .baselines import FullFineTuningConfig, LinearProbeConfig
 from .bitfit import BitFitConfig
 from .ia3 import IA3Config
 from .lora import LoraConfig
+from .p_tuning import PromptEncoderConfig
+from .p_tuning_v2 import PTuningV2Config
+from .prefix_tuning import PrefixTuningConfig
+from .prompt_tuning import PromptTuningConfig
 from .qlora import QLoraConfig
 from .random_subset import RandomSubsetConfig
 
@@ -26,4 +30,5 @@ __all__ = [
     "FullFineTuningConfig", "LinearProbeConfig", "BitFitConfig", "RandomSubsetConfig",
     "LoraConfig", "AdaLoraConfig", "QLoraConfig", "IA3Config",
     "HoulsbyConfig", "PfeifferConfig", "ParallelAdapterConfig", "AdaMixConfig", "AdapterFusionConfig",
+    "PromptTuningConfig", "PromptEncoderConfig", "PrefixTuningConfig", "PTuningV2Config",
 ]

@@ -100,7 +100,8 @@ REFERENCES = ("full", "linear_probe")  # always run: the reference lines of ever
 DISPLAY = {"full": "full fine-tuning", "linear_probe": "linear probe (AdamW)", "bitfit": "BitFit",
            "random_subset": "random subset", "lora": "LoRA", "adalora": "AdaLoRA", "qlora": "QLoRA", "ia3": "(IA)³",
            "houlsby": "Houlsby adapter", "pfeiffer": "Pfeiffer adapter", "parallel_adapter": "parallel adapter",
-           "adamix": "AdaMix", "adapter_fusion": "AdapterFusion"}
+           "adamix": "AdaMix", "adapter_fusion": "AdapterFusion", "prompt_tuning": "prompt tuning",
+           "p_tuning": "P-tuning", "prefix_tuning": "prefix tuning", "p_tuning_v2": "P-tuning v2"}
 SCAN_TASKS = ("rt", "trec")  # sms_spam is left out: its majority floor is 0.876 and the gap has little room
 SCAN_LABELS = 1000
 LABELS_STEPS = 150  # steps with --labels 1000 in `make results`: about 5 epochs of the subset

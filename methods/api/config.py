@@ -121,6 +121,11 @@ class PeftConfig:
         """Called by the training loop after optimizer step `step` (1-based) of `total_steps`, before the
         gradients are cleared (AdaLoRA's budget allocator reads them)."""
 
+    def extra_positions(self) -> int:
+        """Positions the method adds to a causal LM's logits (prompt tuning and P-tuning put n virtual tokens in
+        front, as `peft`: the logits cover n + T positions); 0 for every other method."""
+        return 0
+
     def merge(self, model: nn.Module) -> None:
         """Fold an in-place method into the base weights (only where `can_merge`). Wrapper layers are merged by
         the PeftModel itself (`AdapterLayer.merge`)."""

@@ -173,18 +173,49 @@ class PeftModel(nn.Module):
         del self.peft_config[adapter_name]
 
     # ---- forward and the training hooks -----------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor | None = None, **kwargs):
+    def forward(self, input_ids: torch.Tensor | None = None, adapter_names: list[str] | None = None, **kwargs):
         """The base model's forward; an input-side method first rewrites the inputs (`inputs_embeds`,
-        `past_key_values`, `attention_mask`) in its module."""
+        `past_key_values`, `attention_mask`) in its module. `adapter_names` (one name per row): a mixed-task batch,
+        row b computed with adapter `adapter_names[b]` — input-side methods only, the serving argument of prompt
+        tuning (one frozen model, one batch, many tasks)."""
         if input_ids is not None:
             kwargs["input_ids"] = input_ids
+        if adapter_names is not None:
+            with self._rows(adapter_names) as (module, per_row):
+                return self.base_model(**module(self.base_model, **per_row, **kwargs))
         module = self.adapter_modules[self.active_adapter] if self.active_adapter in self.adapter_modules else None
         if module is not None and not self._disabled:
             kwargs = module(self.base_model, **kwargs)
         return self.base_model(**kwargs)
 
-    def generate(self, *args, **kwargs):
-        """The base model's `generate` (GPT and encoder-decoder bases)."""
+    @contextlib.contextmanager
+    def _rows(self, adapter_names: list[str]):
+        """(the active module, its per-row arguments) for a mixed-task batch; the heads route rows meanwhile."""
+        unknown = sorted({a for a in adapter_names if a not in self.peft_config})
+        if unknown:
+            raise ValueError(f"adapter_names: unknown adapters {unknown}; adapters: {sorted(self.peft_config)}")
+        if self._disabled:
+            raise ValueError("adapter_names: adapters are disabled inside disable_adapter()")
+        modules = [self.adapter_modules[a] if a in self.adapter_modules else None for a in adapter_names]
+        first = modules[0]
+        if any(m is None or not hasattr(m, "per_row") or type(m) is not type(first) for m in modules):
+            raise ValueError("adapter_names: mixed-task batches need adapters of one input-side method (prompts or "
+                             "prefixes), which give each row its own inputs; weight-side adapters change shared weights")
+        heads = [m for m in self.base_model.modules() if isinstance(m, ModulesToSave)]
+        try:
+            for m in heads:
+                m.row_adapters = list(adapter_names)
+            yield first, first.per_row(modules)
+        finally:
+            for m in heads:
+                m.row_adapters = None
+
+    def generate(self, *args, adapter_names: list[str] | None = None, **kwargs):
+        """The base model's `generate` (GPT and encoder-decoder bases); `adapter_names`: one prompt or prefix
+        adapter per row, as in `forward`."""
+        if adapter_names is not None:
+            with self._rows(adapter_names) as (module, per_row):
+                return module.generate(self.base_model, *args, **per_row, **kwargs)
         module = self.adapter_modules[self.active_adapter] if self.active_adapter in self.adapter_modules else None
         if module is not None and not self._disabled:
             if not hasattr(module, "generate"):
@@ -192,6 +223,15 @@ class PeftModel(nn.Module):
                                  f"method cannot generate")
             return module.generate(self.base_model, *args, **kwargs)
         return self.base_model.generate(*args, **kwargs)
+
+    def bake(self) -> None:
+        """Input-side methods with an encoder (P-tuning, prefix tuning with its MLP): replace the active adapter's
+        encoder by the table it outputs, for inference — identical outputs, fewer parameters, no longer trainable."""
+        module = self.adapter_modules[self.active_adapter] if self.active_adapter in self.adapter_modules else None
+        if module is None or not hasattr(module, "bake"):
+            raise ValueError(f"bake: {self.active_peft_config.peft_type} has no prompt encoder to bake; allowed: "
+                             f"prompt_tuning, p_tuning, prefix_tuning, p_tuning_v2")
+        module.bake()
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The loss hook of the active method (default: the model's own loss)."""
@@ -286,6 +326,10 @@ class PeftModel(nn.Module):
         name = adapter_name or self.active_adapter
         if name not in self.peft_config:
             raise ValueError(f"save_pretrained: unknown adapter {name!r}; adapters: {sorted(self.peft_config)}")
+        if getattr(self.adapter_modules[name] if name in self.adapter_modules else None, "baked", False):
+            raise ValueError(f"save_pretrained: adapter {name!r} was baked (its encoder replaced by the output "
+                             f"table, for inference); save before bake(), so that the checkpoint keeps the encoder "
+                             f"and training can resume")
         d = Path(save_directory)
         d.mkdir(parents=True, exist_ok=True)
         meta = {**self.peft_config[name].to_dict(), "base_model_class": type(self.base_model).__name__}

@@ -123,6 +123,7 @@ class ModulesToSave(nn.Module):
         self.modules_to_save = nn.ModuleDict()
         self.active_adapter: str | None = None
         self.adapter_enabled = True  # PeftModel.disable_adapter() switches every `adapter_enabled` off
+        self.row_adapters: list[str] | None = None  # a mixed-task batch: the adapter of each row (PeftModel sets it)
 
     def update(self, adapter_name: str) -> None:
         """A fresh trainable copy of the original for adapter `adapter_name`."""
@@ -132,9 +133,30 @@ class ModulesToSave(nn.Module):
         self.active_adapter = adapter_name if adapter_name in self.modules_to_save else None
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
+        if self.row_adapters is not None and self.adapter_enabled:
+            return self._per_row(*args, **kwargs)
         if not self.adapter_enabled or self.active_adapter is None:
             return self.original_module(*args, **kwargs)
         return self.modules_to_save[self.active_adapter](*args, **kwargs)
+
+    def _per_row(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """Row b through the copy of adapter `row_adapters[b]` (the original where it has none): one head per task
+        in a mixed-task batch. The heads must give outputs of one shape."""
+        names = self.row_adapters
+        if len(names) != x.size(0):
+            raise ValueError(f"adapter_names has {len(names)} entries for a batch of {x.size(0)} rows")
+        out = None
+        for name in dict.fromkeys(names):
+            rows = torch.tensor([i for i, a in enumerate(names) if a == name], device=x.device)
+            module = self.modules_to_save[name] if name in self.modules_to_save else self.original_module
+            y = module(x[rows], *args, **kwargs)
+            if out is None:
+                out = y.new_zeros((x.size(0),) + y.shape[1:])
+            elif y.shape[1:] != out.shape[1:]:
+                raise ValueError(f"adapter_names: the heads of a mixed-task batch must have one output shape; "
+                                 f"{name!r} gives {tuple(y.shape[1:])}, another {tuple(out.shape[1:])}")
+            out[rows] = y
+        return out
 
 
 def wrap_modules_to_save(model: nn.Module, names: list[str], adapter_name: str = "default") -> list[str]:
