@@ -60,8 +60,9 @@ LABEL_WORDS = {"rt": ["terrible", "great"], "trec": ["description", "entity", "a
                                                       "location"], "sms_spam": ["ham", "spam"]}
 INIT_TEXT = "classify the sentiment of this movie review"
 CACHE_DIR = datasets.DATA_DIR / "cache" / "prompt_study"
-_SOURCES = [inspect.getsource(m) for m in (prompt_module, p_tuning_module, prefix_module)] + [
-    inspect.getsource(compare.run_one), inspect.getsource(inspect.getmodule(train))]
+# what a run depends on, read once at import; `lr_grid` lines are left out (a grid does not change one run)
+_SOURCES = ["\n".join(line for line in inspect.getsource(m).splitlines() if "lr_grid" not in line)
+            for m in (prompt_module, p_tuning_module, prefix_module)] + [inspect.getsource(inspect.getmodule(train))]
 
 
 def curve(losses: list[float], window: int = 10) -> list[float]:

@@ -267,8 +267,8 @@ class PromptTuningConfig(PeftConfig):
 
     # Prompt tuning's optimum is far above the weight-side methods': the paper trains at 0.3 with Adafactor.
     default_lr: ClassVar[float] = 3e-2
-    # lr_grid: 1.0 added when trec chose 0.3, then the top (a grid must bracket what it finds)
-    lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+    # lr_grid: 1.0, then 3.0 added when trec chose the top each time (a grid must bracket what it finds)
+    lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
     noop_at_init: ClassVar[bool] = False  # the virtual tokens change what every real token attends to
     invalid_examples: ClassVar[list[tuple[dict, str]]] = PeftConfig.invalid_examples + [
         ({"num_virtual_tokens": 0}, "num_virtual_tokens"),
