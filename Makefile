@@ -22,12 +22,13 @@ data: install
 	$(BIN)/python data/prepare.py
 
 # A first look at the comparison: every registered method on rt from mini-bert (pretrained first if missing), one
-# seed, 150 steps (the committed tables: 3 seeds, 300 steps), each method at its default lr only (no sweep; the
+# seed, 100 steps (the committed tables: 3 seeds, 300 steps), each method at its default lr only (no sweep; the
 # header says all of this), written to data/results/ (ignored by git), so that a first run on a fresh 2-core
-# machine, base creation included, stays within 15 minutes: timed from a fresh clone with eight methods, 12 min 53 s
-# (venv + data about 4 min, mini-bert's distillation about 5, the ten runs of 150 steps about 4).
+# machine, base creation included, stays within 15 minutes: timed from a fresh clone with eight methods at 150
+# steps, 12 min 53 s (venv + data about 4 min, mini-bert's distillation about 5, the ten runs about 4); with the
+# sixteen methods of today at 100 steps the eighteen runs should take about the same 4 to 5 min (not re-timed).
 demo: install data
-	$(BIN)/python -m methods.compare --seeds 1 --grid default --steps 150
+	$(BIN)/python -m methods.compare --seeds 1 --grid default --steps 100
 
 unit: install data
 	$(BIN)/python -m pytest tests
@@ -75,7 +76,7 @@ probe: pretrain
 # COMPARED: the methods of the committed mini-bert tables on rt and trec; COMPARED_1000: those of rt with 1,000 labels
 # (the adapters not measured there: about 15 min more); COMPARED_SMALL: those of the MiniLM tables (beside full fine-tuning and the
 # linear probe, which always run).
-COMPARED ?= bitfit,random_subset,lora,adalora,qlora,ia3,houlsby,pfeiffer,parallel_adapter,adamix
+COMPARED ?= bitfit,random_subset,lora,adalora,qlora,ia3,houlsby,pfeiffer,parallel_adapter,adamix,prompt_tuning,p_tuning,prefix_tuning,p_tuning_v2
 COMPARED_SMALL ?= bitfit,random_subset
 COMPARED_1000 ?= bitfit,random_subset,lora,adalora,qlora,ia3
 results: pretrain
@@ -90,6 +91,12 @@ results: pretrain
 	# and speed, AdaMix's experts with and without its KL term, AdapterFusion's two stages: 57 min (sharing the cores
 	# with notebook tests: an upper bound)
 	$(BIN)/python -m methods.adapter_study --cache --out results
+	# the soft prompts' study (notebooks 06-08): prompt tuning's inits and lengths, deep vs input-layer prompts, the
+	# prefix MLP vs the direct table, P-tuning's encoders, prompt ensembling, the dates generation lesson: 25 min (a full rerun on a quiet machine)
+	$(BIN)/python -m methods.prompt_study --cache --out results
+	# PET (notebook 05): zero-shot and few-shot (K = 32..256) x 5 patterns x 3 seeds on rt from mini-bert-mlm, the
+	# new-head baseline and the ensembles (writes results/pet/): 51 min on a machine shared with `make test` (about 14 alone)
+	$(BIN)/python -m methods.pet
 	# LoRA's rank and target sweeps, QLoRA's 16-bit counterpart, the adapters of notebook 12's §10: 33 min
 	$(BIN)/python -m methods.lora_study --cache --out results
 	# rt, 1,000 labels: 17 min, + 18 min for the four methods of notebooks 12-15
